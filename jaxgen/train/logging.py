@@ -1,0 +1,118 @@
+"""Run logging: progress lines on stdout, metrics.jsonl, TensorBoard events and config.json.
+
+Only the main process (process 0) writes; the others get a writer whose methods do nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging as pylogging
+import os
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+log = pylogging.getLogger("jaxgen")
+
+
+def _to_python(value):
+  if isinstance(value, (np.ndarray, np.generic)):
+    return value.item() if np.ndim(value) == 0 else value.tolist()
+  return value
+
+
+class MetricWriter:
+  def __init__(self, workdir: str, *, enabled: bool = True, tensorboard: bool = True):
+    self.workdir = workdir
+    self.enabled = enabled
+    self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      if tensorboard:
+        self._tb = _TensorBoard(os.path.join(workdir, "tensorboard"))
+
+  def write_scalars(self, step: int, scalars: Dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    row = {"step": int(step)}
+    row.update({k: _to_python(v) for k, v in scalars.items()})
+    with open(self.metrics_path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self._tb:
+      self._tb.scalars(step, {k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float))})
+
+  def write_image(self, step: int, name: str, image_uint8: np.ndarray) -> None:
+    if self.enabled and self._tb:
+      self._tb.image(step, name, image_uint8)
+
+  def write_config(self, config_dict: Dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    with open(os.path.join(self.workdir, "config.json"), "w") as f:
+      json.dump(config_dict, f, indent=2, sort_keys=True, default=str)
+
+  def flush(self):
+    if self._tb:
+      self._tb.flush()
+
+
+class _TensorBoard:
+  """TensorBoard event files through tf.summary (TF is already a dependency of the TFDS pipelines)."""
+
+  def __init__(self, logdir: str):
+    import tensorflow as tf
+    self._tf = tf
+    self._writer = tf.summary.create_file_writer(logdir)
+
+  def scalars(self, step, scalars):
+    with self._writer.as_default(step=int(step)):
+      for k, v in scalars.items():
+        self._tf.summary.scalar(k, v)
+
+  def image(self, step, name, image):
+    image = np.asarray(image)
+    if image.ndim == 2:
+      image = image[..., None]
+    with self._writer.as_default(step=int(step)):
+      self._tf.summary.image(name, image[None])
+
+  def flush(self):
+    self._writer.flush()
+
+
+class Progress:
+  """Throughput and ETA from wall time between reports (the first, compiling step is excluded)."""
+
+  def __init__(self, total_steps: int, start_step: int, batch_size: int):
+    self.total = total_steps
+    self.batch_size = batch_size
+    self._t = None
+    self._step = start_step
+
+  def start(self, step: int) -> None:
+    self._t, self._step = time.perf_counter(), step
+
+  def report(self, step: int) -> Dict[str, float]:
+    now = time.perf_counter()
+    if self._t is None or step <= self._step:
+      self.start(step)
+      return {}
+    steps_per_sec = (step - self._step) / (now - self._t)
+    self._t, self._step = now, step
+    return {"steps_per_sec": steps_per_sec, "images_per_sec": steps_per_sec * self.batch_size,
+            "eta_sec": (self.total - step) / max(steps_per_sec, 1e-9)}
+
+
+def format_progress(step: int, total: int, loss: float, rates: Dict[str, float]) -> str:
+  parts = [f"step {step}/{total}", f"loss {loss:.5f}"]
+  if rates:
+    parts += [f"{rates['images_per_sec']:.1f} img/s", f"ETA {_hms(rates['eta_sec'])}"]
+  return " | ".join(parts)
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(round(seconds))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
