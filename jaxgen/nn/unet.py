@@ -1,0 +1,142 @@
+"""The DDPM U-Net of Ho et al. 2020 (the official `hojonathanho/diffusion` `unet.model`).
+
+With the defaults (the CIFAR-10 network) on 32x32x3 images it has 35,746,307
+parameters, the published count.
+"""
+import math
+from typing import Any, Optional, Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgen.nn.embeddings import sinusoidal_embedding
+from jaxgen.nn.layers import AttnBlock, Downsample, ResnetBlock, Upsample, conv3x3, default_kernel_init
+
+Dtype = Any
+
+
+def check_unet_config(image_size: int, ch: int, ch_mult: Sequence[int], num_groups: int,
+                      attn_resolutions: Sequence[int] = ()) -> None:
+  """Raise `ValueError` naming the bad value if a U-Net config cannot be built.
+
+  Checks: `ch_mult` is non-empty with positive entries; `ch`, `num_groups` and
+  `image_size` are positive; `image_size` is divisible by the down-sampling
+  factor `2**(len(ch_mult) - 1)`; `num_groups` divides every channel count
+  (`ch` and each `ch * m`); and each of `attn_resolutions` is a resolution the
+  network visits (otherwise the attention would silently never be applied).
+  """
+  ch_mult = tuple(ch_mult)
+  if not ch_mult:
+    raise ValueError("ch_mult=() is empty; the U-Net needs at least one level, e.g. ch_mult=(1, 2, 2, 2)")
+  bad = [m for m in ch_mult if not isinstance(m, (int, np.integer)) or m <= 0]
+  if bad:
+    raise ValueError(f"ch_mult={ch_mult} has entries {bad}; every channel multiplier must be a positive int")
+  if ch <= 0:
+    raise ValueError(f"ch={ch} must be a positive int")
+  if num_groups <= 0:
+    raise ValueError(f"num_groups={num_groups} must be a positive int")
+  if image_size <= 0:
+    raise ValueError(f"image_size={image_size} must be a positive int")
+  factor = 2 ** (len(ch_mult) - 1)
+  if image_size % factor:
+    raise ValueError(
+        f"image_size={image_size} is not divisible by the U-Net's down-sampling factor {factor} "
+        f"(ch_mult={ch_mult}); use an image size that is a multiple of {factor} or fewer levels")
+  channels = sorted({ch} | {ch * m for m in ch_mult})
+  bad_channels = [c for c in channels if c % num_groups]
+  if bad_channels:
+    raise ValueError(
+        f"num_groups={num_groups} does not divide the channel counts {bad_channels} "
+        f"(ch={ch}, ch_mult={ch_mult} give channel counts {channels}); num_groups must divide "
+        f"every one of them")
+  resolutions = [image_size // 2 ** i for i in range(len(ch_mult))]
+  unreachable = [r for r in attn_resolutions if r not in resolutions]
+  if unreachable:
+    raise ValueError(
+        f"attn_resolutions={tuple(attn_resolutions)} contains {unreachable}, which the U-Net never "
+        f"visits for image_size={image_size}, ch_mult={ch_mult}; allowed resolutions are {resolutions}")
+
+
+def count_params(params: chex.ArrayTree) -> int:
+  """Total number of scalars in a pytree of arrays (or `jax.ShapeDtypeStruct`s)."""
+  return int(sum(math.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+class UNet(nn.Module):
+  """The DDPM noise-prediction U-Net (Ho et al. 2020, CIFAR-10 defaults).
+
+  `__call__(x, t, *, train)` maps NHWC images `x` (B, H, W, C) and timesteps
+  `t` (B,) to (B, H, W, out_ch) float32. Dropout draws from the 'dropout' rng
+  collection when `train=True` and is off otherwise. `dtype` is the compute
+  dtype; parameters stay float32.
+  """
+  ch: int = 128
+  ch_mult: Sequence[int] = (1, 2, 2, 2)
+  num_res_blocks: int = 2
+  attn_resolutions: Sequence[int] = (16,)
+  dropout: float = 0.1
+  num_groups: int = 32
+  out_ch: Optional[int] = None
+  resample_with_conv: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, t: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+    chex.assert_rank(x, 4)
+    chex.assert_shape(t, (x.shape[0],))
+    _, height, width, in_ch = x.shape
+    # Structural checks only: attn_resolutions that are never visited are left to
+    # check_unet_config, as in the original network.
+    for size in {height, width}:
+      check_unet_config(size, self.ch, self.ch_mult, self.num_groups)
+    out_ch = in_ch if self.out_ch is None else self.out_ch
+    num_levels = len(self.ch_mult)
+
+    def resnet_block(h, out, name):
+      return ResnetBlock(out_ch=out, dropout=self.dropout, num_groups=self.num_groups,
+                         dtype=self.dtype, name=name)(h, temb, train=train)
+
+    def attn_block(h, name):
+      return AttnBlock(num_groups=self.num_groups, dtype=self.dtype, name=name)(h)
+
+    # Timestep embedding.
+    temb = sinusoidal_embedding(t, self.ch)
+    temb = nn.Dense(4 * self.ch, dtype=self.dtype, kernel_init=default_kernel_init, name="temb_dense0")(temb)
+    temb = nn.Dense(4 * self.ch, dtype=self.dtype, kernel_init=default_kernel_init,
+                    name="temb_dense1")(nn.swish(temb))
+
+    # Down path.
+    hs = [conv3x3(self.ch, self.dtype, "conv_in")(x.astype(self.dtype))]
+    for level in range(num_levels):
+      for block in range(self.num_res_blocks):
+        h = resnet_block(hs[-1], self.ch * self.ch_mult[level], f"down_{level}_block_{block}")
+        if h.shape[1] in self.attn_resolutions:
+          h = attn_block(h, f"down_{level}_attn_{block}")
+        hs.append(h)
+      if level != num_levels - 1:
+        hs.append(Downsample(self.resample_with_conv, dtype=self.dtype, name=f"down_{level}_downsample")(hs[-1]))
+
+    # Middle.
+    h = hs[-1]
+    h = resnet_block(h, None, "mid_block_1")
+    h = attn_block(h, "mid_attn_1")
+    h = resnet_block(h, None, "mid_block_2")
+
+    # Up path.
+    for level in reversed(range(num_levels)):
+      for block in range(self.num_res_blocks + 1):
+        h = resnet_block(jnp.concatenate([h, hs.pop()], axis=-1), self.ch * self.ch_mult[level],
+                         f"up_{level}_block_{block}")
+        if h.shape[1] in self.attn_resolutions:
+          h = attn_block(h, f"up_{level}_attn_{block}")
+      if level != 0:
+        h = Upsample(self.resample_with_conv, dtype=self.dtype, name=f"up_{level}_upsample")(h)
+    assert not hs, "every skip connection must be consumed"
+
+    # End.
+    h = nn.swish(nn.GroupNorm(self.num_groups, dtype=self.dtype, name="norm_out")(h))
+    h = conv3x3(out_ch, self.dtype, "conv_out", zero_init=True)(h)
+    return h.astype(jnp.float32)
