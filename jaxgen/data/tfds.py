@@ -1,0 +1,221 @@
+"""TFDS data sets for jaxgen: registry, preparation, train iterators, eval splits.
+
+Public API
+  DATASETS / DatasetSpec / get_dataset_spec(name)   cheap: no TensorFlow import
+  DatasetUnavailableError                            raised by prepare() within seconds
+  network_available(host, port, timeout)             the probe prepare() uses (overridable)
+  prepare(name, data_dir=None, download=True)        -> a prepared tfds builder
+  make_train_iterator(data_config, *, global_batch_size, seed, start_step=0, ...)
+  load_split_numpy(name, split, data_dir=None)       -> {'image': uint8, 'label': int32}
+
+Images stay uint8 through the host pipeline; scaling to [-1, 1] happens on the device.
+The training data order is a pure function of (seed, step, process): see
+`jaxgen.data.ordering`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import threading
+from typing import Any, Callable, Iterator, Optional
+
+DOWNLOAD_HOST = "www.cs.toronto.edu"
+DOWNLOAD_PORT = 443
+PROBE_TIMEOUT_S = 3.0
+
+_CIFAR_HINT = (
+    "To prepare it, run on a machine that is online:\n"
+    "  python -c \"import tensorflow_datasets as tfds; "
+    "tfds.builder('{name}').download_and_prepare()\"\n"
+    "then copy ~/tensorflow_datasets/{name} into the data_dir above, or point the "
+    "run at a TFDS data_dir that holds it with --config.data.data_dir=/path/to/tensorflow_datasets.\n"
+    "No network at all? The offline preset --config=experiments/ddpm_cifar.py:quick "
+    "trains on the bundled 'digits' data set instead.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """Static facts about a data set, known without importing TensorFlow."""
+  name: str
+  image_shape: tuple[int, int, int]  # (H, W, C)
+  num_classes: int
+  train_split: str
+  eval_split: str
+  offline: bool  # True if it builds without network access
+  prepare_hint: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cifar10": DatasetSpec(
+        name="cifar10", image_shape=(32, 32, 3), num_classes=10,
+        train_split="train", eval_split="test", offline=False,
+        prepare_hint=_CIFAR_HINT.format(name="cifar10")),
+    "digits": DatasetSpec(
+        name="digits", image_shape=(8, 8, 1), num_classes=10,
+        train_split="train", eval_split="test", offline=True,
+        prepare_hint=("Built offline from scikit-learn on first use "
+                      "(jaxgen.data.builders.digits).")),
+}
+
+
+class DatasetUnavailableError(RuntimeError):
+  """The data set is not prepared and cannot be downloaded now."""
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+  """The DatasetSpec of `name`; ValueError naming the allowed names otherwise."""
+  try:
+    return DATASETS[name]
+  except (KeyError, TypeError):
+    raise ValueError(f"unknown dataset {name!r}; choose one of: "
+                     f"{', '.join(sorted(DATASETS))}") from None
+
+
+def network_available(host: str = DOWNLOAD_HOST, port: int = DOWNLOAD_PORT,
+                      timeout: float = PROBE_TIMEOUT_S) -> bool:
+  """True if `host:port` resolves and accepts a TCP connection within `timeout` s.
+
+  DNS resolution cannot be given a timeout, so the probe runs in a daemon thread
+  and the whole check is bounded by `timeout`.
+  """
+  ok = []
+
+  def _probe():
+    try:
+      with socket.create_connection((host, port), timeout=timeout):
+        ok.append(True)
+    except OSError:
+      pass
+
+  thread = threading.Thread(target=_probe, name="jaxgen-net-probe", daemon=True)
+  thread.start()
+  thread.join(timeout)
+  return bool(ok)
+
+
+_TF = None
+
+
+def _import_tf():
+  """Imports TensorFlow once, hiding GPUs from it (JAX owns the accelerators)."""
+  global _TF
+  if _TF is None:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    try:
+      tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TF already initialised its devices elsewhere
+      pass
+    _TF = tf
+  return _TF
+
+
+def _clean_data_dir(data_dir) -> Optional[str]:
+  if data_dir is None or str(data_dir) == "":
+    return None
+  return os.path.expanduser(os.fspath(data_dir))
+
+
+def prepare(name: str, data_dir=None, download: bool = True, *,
+            network_probe: Optional[Callable[[], bool]] = None):
+  """Returns a prepared TFDS builder for `name`, preparing it if possible.
+
+  `digits` is built offline on first use. A catalogue data set (`cifar10`) is
+  used if already prepared in `data_dir`; otherwise it is downloaded only when
+  `download` is True and `network_probe()` (default: `network_available`)
+  says the download host is reachable. Else DatasetUnavailableError is raised
+  at once, saying where TFDS looked and how to prepare the data. There is never
+  a fallback to other data.
+  """
+  spec = get_dataset_spec(name)
+  _import_tf()
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  data_dir = _clean_data_dir(data_dir)
+  if name == "digits":
+    from jaxgen.data.builders import digits  # pylint: disable=import-outside-toplevel
+    builder = digits.Digits(data_dir=data_dir)
+    if not builder.is_prepared():
+      try:
+        builder.download_and_prepare()
+      except Exception:  # pylint: disable=broad-except
+        if not builder.is_prepared():  # not a lost race with another process
+          raise
+    return builder
+
+  builder = tfds.builder(name, data_dir=data_dir)
+  if builder.is_prepared():
+    return builder
+  if not download:
+    reason = "download=False"
+  else:
+    probe = network_probe if network_probe is not None else network_available
+    if probe():
+      builder.download_and_prepare()
+      return builder
+    reason = (f"its download host {DOWNLOAD_HOST}:{DOWNLOAD_PORT} is not reachable "
+              f"(no network?)")
+  raise DatasetUnavailableError(
+      f"Dataset '{name}' is not prepared: TFDS looked in {builder.data_dir} "
+      f"(data_dir {os.fspath(builder.data_dir_root)}) and found no prepared copy, and it "
+      f"cannot be downloaded now because {reason}.\n{spec.prepare_hint}")
+
+
+def load_split_numpy(name: str, split: str, data_dir=None, *,
+                     download: bool = True) -> dict[str, Any]:
+  """The whole `split` in memory: {'image': uint8 (N,H,W,C), 'label': int32 (N,)}.
+
+  Never drops a remainder; for evaluation and for small data sets.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  spec = get_dataset_spec(name)
+  builder = prepare(name, data_dir, download)
+  ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
+  arrays = tfds.as_numpy(ds)
+  image = np.asarray(arrays["image"], dtype=np.uint8)
+  if image.shape[1:] != spec.image_shape:
+    raise ValueError(f"{name}/{split}: image shape {image.shape[1:]}, "
+                     f"expected {spec.image_shape}")
+  return {"image": image, "label": np.asarray(arrays["label"], dtype=np.int32)}
+
+
+def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
+                        start_step: int = 0, process_index: Optional[int] = None,
+                        process_count: Optional[int] = None) -> Iterator[dict]:
+  """Iterator of this process's training batches, starting at global `start_step`.
+
+  Yields {'image': uint8 (local_batch, H, W, C), 'label': int32 (local_batch,)}
+  with local_batch = global_batch_size // process_count. `data_config` has
+  fields `name`, `data_dir`, `random_flip`, `download`. The batch yielded for
+  step s depends only on (seed, s, process_index, process_count), so a run
+  resumed with start_step=s continues exactly where it stopped.
+  """
+  from jaxgen.data import ordering  # pylint: disable=import-outside-toplevel
+  spec = get_dataset_spec(data_config.name)
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=import-outside-toplevel
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+  if global_batch_size <= 0 or global_batch_size % process_count:
+    raise ValueError(f"global_batch_size {global_batch_size} must be a positive "
+                     f"multiple of process_count {process_count}")
+  if start_step < 0:
+    raise ValueError(f"start_step must be >= 0, got {start_step}")
+  local_batch = global_batch_size // process_count
+
+  builder = prepare(spec.name, getattr(data_config, "data_dir", None),
+                    bool(getattr(data_config, "download", True)))
+  tf = _import_tf()
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  split = spec.train_split
+  if process_count > 1:
+    split = tfds.even_splits(split, n=process_count)[process_index]
+  ds = builder.as_dataset(split=split, shuffle_files=False)
+  ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
+  ds = ordering.ordered_batches(
+      ds, local_batch=local_batch, seed=seed, start_step=start_step,
+      stream_id=process_index, random_flip=bool(data_config.random_flip),
+      what=f"{spec.name}/{split} (process {process_index} of {process_count})")
+  return iter(tfds.as_numpy(ds))
