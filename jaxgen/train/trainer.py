@@ -144,7 +144,7 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
 
   def save(step):
     if ckpt.save(step, state):
-      log.info("checkpoint %d started", step)
+      _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
   def write_samples(step):
     if sampler is None:

@@ -1,0 +1,101 @@
+r"""DDPM (Ho, Jain, Abbeel 2020) on CIFAR-10: the jaxgen flagship.
+
+COMMAND (the paper's recipe; TFDS prepares CIFAR-10 on first use, which needs the network):
+  python -m experiments.ddpm_cifar --workdir=workdirs/ddpm_cifar
+Offline, on the bundled 8x8 digits (about 8 minutes on 2 CPU cores):
+  python -m experiments.ddpm_cifar --config=experiments/ddpm_cifar.py:quick --workdir=workdirs/ddpm_quick
+CI check (under a minute):
+  python -m experiments.ddpm_cifar --config=experiments/ddpm_cifar.py:smoke --workdir=/tmp/ddpm_smoke
+Override any field: --config.batch_size=64 --config.optim.learning_rate=1e-4 --config.data.data_dir=/data/tfds
+Rerunning a command on the same --workdir resumes from its latest checkpoint.
+
+EXPECTED
+  paper: after 800k steps, FID 3.17 and Inception score 9.46 (Ho et al. 2020, Table 1, EMA params,
+         50k samples, fixed-large variance); the loss settles near 0.03.
+  quick: recognisable digits in workdir/samples/step_<N>.png; loss near 0.05 (see README for the figures here).
+"""
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+PRESETS = ("paper", "quick", "smoke")
+
+
+def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
+  preset = preset or "paper"
+  if preset not in PRESETS:
+    raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.seed = 0
+  c.data = dict(name="cifar10", data_dir=None, random_flip=True, download=True)
+  # The CIFAR-10 network of the paper: 35.7M parameters.
+  c.model = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
+                 num_groups=32)
+  c.diffusion = dict(num_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                     variance="fixed_large", clip_x0=True)
+  c.optim = dict(learning_rate=2e-4, warmup_steps=5000, grad_clip=1.0, b1=0.9, b2=0.999, eps=1e-8,
+                 ema_decay=0.9999)
+  c.batch_size = 128
+  c.num_train_steps = 800_000
+  c.log_every = 100
+  c.checkpoint_every = 5000
+  c.keep_checkpoints = 3
+  c.sample_every = 20_000
+  c.num_samples = 64
+  c.tensorboard = True
+  c.prng_impl = "threefry2x32"
+  c.xla_cpu_fast_conv = True
+
+  if preset == "quick":
+    # Bundled digits (8x8x1) and a small U-Net; no dropout (tiny data, short run, and cheaper on CPU).
+    c.data.name, c.data.random_flip = "digits", False
+    c.model = dict(ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(4,), dropout=0.0, num_groups=8)
+    c.optim.update(learning_rate=1e-3, warmup_steps=200, ema_decay=0.995)
+    c.batch_size = 64
+    c.num_train_steps = 3000
+    c.log_every = 100
+    c.checkpoint_every = 500
+    c.sample_every = 1000
+    c.num_samples = 100
+  elif preset == "smoke":
+    c.data.name, c.data.random_flip = "digits", False
+    c.model = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1, num_groups=4)
+    c.diffusion.update(num_timesteps=50, beta_start=1e-3, beta_end=0.2)
+    c.optim.update(learning_rate=1e-3, warmup_steps=2, ema_decay=0.9)
+    c.batch_size = 16
+    c.num_train_steps = 6
+    c.log_every = 2
+    c.checkpoint_every = 3
+    c.keep_checkpoints = 2
+    c.sample_every = 6
+    c.num_samples = 16
+  return c
+
+
+def main(argv=None):
+  from absl import app, flags
+  from ml_collections import config_flags
+
+  config_flags.DEFINE_config_file("config", os.path.abspath(__file__), "experiment config file[:preset]",
+                                  lock_config=True)
+  flags.DEFINE_string("workdir", None, "run directory (default: workdirs/ddpm_cifar_<preset>)")
+  flags.DEFINE_bool("multihost", False, "join a multi-process job with jax.distributed.initialize()")
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost without auto-detection)")
+  flags.DEFINE_integer("num_processes", None, "number of processes (with --coordinator_address)")
+  flags.DEFINE_integer("process_id", None, "this process's index (with --coordinator_address)")
+
+  def _main(_):
+    from jaxgen.diffusion.build import make_ddpm, validate_ddpm_config
+    from jaxgen.train.run import run_main
+    cfg = flags.FLAGS.config
+    run_main(cfg, flags.FLAGS.workdir or os.path.join("workdirs", f"ddpm_cifar_{cfg.preset}"),
+             validate=validate_ddpm_config, build_family=make_ddpm, flags=flags.FLAGS)
+
+  app.run(_main, argv=argv)
+
+
+if __name__ == "__main__":
+  main()

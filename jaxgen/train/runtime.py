@@ -1,0 +1,40 @@
+"""Process-level setup that must happen before JAX starts its backend: XLA flags, PRNG, multi-host."""
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any, Dict
+
+# Measured on a 2-core Zen3 CPU (notes/cpu-performance.md, and benchmarks/train_throughput.py here): XLA:CPU's
+# YNN convolution fusion is slow for the U-Net's training convolutions; switching it off for individual
+# convolutions makes the DDPM train step ~1.5x faster. It only affects the CPU backend.
+CPU_FAST_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+
+
+def set_xla_cpu_flags(enable: bool = True) -> None:
+  """Append the CPU convolution flag to XLA_FLAGS unless the user already set that option themselves."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  if enable and "xla_cpu_experimental_ynn_fusion_type" not in flags:
+    os.environ["XLA_FLAGS"] = (flags + " " + CPU_FAST_CONV_FLAG).strip()
+
+
+def configure_jax(config) -> None:
+  """Apply `config.xla_cpu_fast_conv` and `config.prng_impl` before the first JAX computation."""
+  set_xla_cpu_flags(config.get("xla_cpu_fast_conv", True))
+  import jax
+  impl = config.get("prng_impl", "threefry2x32")
+  allowed = ("threefry2x32", "rbg", "unsafe_rbg")
+  if impl not in allowed:
+    raise ValueError(f"prng_impl={impl!r}; choose one of: {', '.join(allowed)}")
+  jax.config.update("jax_default_prng_impl", impl)
+
+
+def runtime_info() -> Dict[str, Any]:
+  """What a run's config.json records about the machine and software it ran on."""
+  import jax
+  import jaxlib
+  return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": jax.default_backend(),
+          "devices": [str(d) for d in jax.devices()], "device_count": jax.device_count(),
+          "process_count": jax.process_count(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+          "prng_impl": str(jax.config.jax_default_prng_impl), "host": platform.node(),
+          "python": platform.python_version()}
