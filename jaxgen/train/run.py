@@ -18,7 +18,8 @@ class ConfigError(ValueError):
 
 
 def run_experiment(config, workdir: str, *, validate: Callable, build_family: Callable,
-                   data_fn_factory: Optional[Callable] = None, multihost: bool = False,
+                   data_fn_factory: Optional[Callable] = None, eval_fn_factory: Optional[Callable] = None,
+                   multihost: bool = False,
                    coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
                    process_id: Optional[int] = None):
   runtime.configure_jax(config)
@@ -35,7 +36,8 @@ def run_experiment(config, workdir: str, *, validate: Callable, build_family: Ca
   data_fn = (data_fn_factory or tfds_data_fn)(config)
   family = build_family(config)
   config_dict = {"config": config.to_dict(), "runtime": runtime.runtime_info(), "workdir": os.path.abspath(workdir)}
-  return trainer.train(family, config, workdir, data_fn, config_dict=config_dict)
+  eval_fn = eval_fn_factory(config, family) if eval_fn_factory else None
+  return trainer.train(family, config, workdir, data_fn, config_dict=config_dict, eval_fn=eval_fn)
 
 
 def tfds_data_fn(config):
@@ -46,7 +48,8 @@ def tfds_data_fn(config):
                                                      seed=config.seed, start_step=start_step)
 
 
-def run_main(config, workdir: str, *, validate: Callable, build_family: Callable, flags, data_fn_factory=None):
+def run_main(config, workdir: str, *, validate: Callable, build_family: Callable, flags, data_fn_factory=None,
+             eval_fn_factory=None):
   """What every experiment's absl main does: run, and turn the expected failures into clear exits."""
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
@@ -55,7 +58,7 @@ def run_main(config, workdir: str, *, validate: Callable, build_family: Callable
     absl_logging.set_verbosity(absl_logging.WARNING)   # Orbax logs every save at INFO; -v=0 brings it back
   try:
     run_experiment(config, workdir, validate=validate, build_family=build_family, data_fn_factory=data_fn_factory,
-                   multihost=flags.multihost, coordinator_address=flags.coordinator_address,
+                   eval_fn_factory=eval_fn_factory, multihost=flags.multihost, coordinator_address=flags.coordinator_address,
                    num_processes=flags.num_processes, process_id=flags.process_id)
   except (ConfigError, DatasetUnavailableError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)

@@ -4,6 +4,10 @@ A family is any object with
   init(rng, batch) -> params                      (batch: a global example batch, for data-dependent init)
   train_step(state, batch, rng) -> (state, metrics)   pure; metrics must contain 'loss'
   sample(params, rng, num) -> images in [-1, 1]   optional; drawn with the EMA params for sample grids
+  make_optimizer(config) -> optax transformation   optional; default: Adam + warmup + clipping from config.optim
+                                                   (a GAN returns one transformation over both players' params)
+and `train(..., eval_fn=...)` takes an optional host-side evaluation, eval_fn(state, step) -> {name: scalar},
+called every config.eval_every steps and at the end, its results written to metrics.jsonl.
 The trainer owns the rest: optimizer and EMA (TrainState), the ('data',) device mesh, checkpoints and resume,
 the non-finite guard, progress, metrics, TensorBoard and sample grids. It knows nothing of noise schedules,
 log-dets or discriminators.
@@ -57,14 +61,16 @@ def validate_train_config(config, *, num_devices: int, num_processes: int = 1) -
   for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
     if config[name] <= 0:
       raise ValueError(f"{name}={config[name]} must be positive")
-  for name in ("sample_every", "num_samples"):
+  for name in ("sample_every", "num_samples", "eval_every"):
+    if name not in config:
+      continue
     if config[name] < 0:
       raise ValueError(f"{name}={config[name]} must be >= 0 (0 disables)")
 
 
 def create_train_state(family, config, mesh, example_batch=None) -> TrainState:
   """Initialise params, optimizer state and EMA, replicated over the mesh (one compiled call)."""
-  tx = make_optimizer(config.optim)
+  tx = family.make_optimizer(config) if hasattr(family, "make_optimizer") else make_optimizer(config.optim)
   base = jax.random.PRNGKey(config.seed)
   init_rng, train_rng = jax.random.split(base)
 
@@ -115,7 +121,8 @@ class _SignalFlag:
       signal.signal(s, h)
 
 
-def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optional[dict] = None) -> TrainState:
+def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optional[dict] = None,
+          eval_fn: Optional[Callable[[TrainState, int], dict]] = None) -> TrainState:
   """Train `family` for config.num_train_steps, resuming from workdir/checkpoints when present."""
   is_main = jax.process_index() == 0
   validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count())
@@ -182,8 +189,10 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
         pending = (step, metrics)
         if step == start_step + 1:
           progress.start(step)
+        eval_every = config.get("eval_every", 0) if eval_fn is not None else 0
         boundary = step % config.log_every == 0 or step % config.checkpoint_every == 0 or step == total \
-            or flag.signum is not None or (sampler is not None and step % config.sample_every == 0)
+            or flag.signum is not None or (sampler is not None and step % config.sample_every == 0) \
+            or (eval_every and step % eval_every == 0)
         if not boundary:
           continue
         check(pending)
@@ -199,6 +208,10 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
           save(step)
         if sampler is not None and (step % config.sample_every == 0 or step == total):
           write_samples(step)
+        if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == total):
+          results = eval_fn(state, step)
+          writer.write_scalars(step, results)
+          _print(is_main, f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
         if flag.signum is not None:
           ckpt.wait()
           raise TrainingInterrupted(flag.signum, step, f"interrupted by signal {flag.signum} at step {step}; "
