@@ -1,0 +1,26 @@
+"""A plain multi-layer perceptron, the network of the toy GANs and the MLP VAE."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class MLP(nn.Module):
+  """Dense layers of widths `hidden` with `activation` between them, then a linear layer of `out_features`."""
+  hidden: Sequence[int]
+  out_features: int
+  activation: Callable = nn.relu
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = x.reshape(x.shape[0], -1)
+    for i, width in enumerate(self.hidden):
+      x = self.activation(nn.Dense(width, name=f"dense_{i}")(x))
+    return nn.Dense(self.out_features, name="out")(x)
+
+
+def leaky_relu_02(x):
+  """LeakyReLU with slope 0.2 (Radford et al. 2015), the activation of every GAN discriminator here."""
+  return nn.leaky_relu(x, 0.2)
