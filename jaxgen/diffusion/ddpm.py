@@ -54,7 +54,7 @@ class DDPM:
     grad_fn = jax.value_and_grad(lambda p: self.loss(p, batch, rng, train=True), has_aux=True)
     (_, metrics), grads = grad_fn(state.params)
     new_state = state.apply_gradients(grads)
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads))
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
     return new_state, metrics
 
   def sample(self, params, rng, num: int):

@@ -1,0 +1,148 @@
+"""The shared trainer on the DDPM family: learning, exact resume after an interruption, the non-finite
+guard, and config errors raised before anything compiles."""
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from experiments.ddpm_cifar import get_config
+from jaxgen.diffusion.build import make_ddpm, validate_ddpm_config
+from jaxgen.train import parallel, run, trainer
+
+
+def _smoke_config(tmp_path, **overrides):
+  config = get_config("smoke")
+  config.data.data_dir = str(tmp_path / "tfds")
+  config.tensorboard = False
+  config.sample_every = 0
+  for k, v in overrides.items():
+    config[k] = v
+  return config
+
+
+def test_loss_falls_on_a_fixed_batch():
+  config = get_config("smoke")
+  config.model.dropout = 0.0
+  config.optim.update(learning_rate=3e-3, warmup_steps=0)
+  family = make_ddpm(config)
+  mesh = parallel.make_data_mesh()
+  images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
+  batch = parallel.global_batch({"image": images}, mesh)
+  state = trainer.create_train_state(family, config, mesh, batch)
+  eval_loss = jax.jit(lambda p: jnp.mean(jnp.stack(
+      [family.loss(p, batch, jax.random.PRNGKey(i), train=False)[0] for i in range(8)])))
+  before = float(eval_loss(state.params))
+  step = trainer.make_train_step(family, mesh)
+  for _ in range(40):
+    state, _ = step(state, batch)
+  after = float(eval_loss(state.params))
+  assert int(state.step) == 40
+  assert after < 0.8 * before, (before, after)
+
+
+def _tfds_data_fn(config):
+  return run.tfds_data_fn(config)
+
+
+def test_interrupt_and_resume_matches_uninterrupted_run(tmp_path):
+  steps = 6
+  config = _smoke_config(tmp_path, num_train_steps=steps, checkpoint_every=100)
+  straight = trainer.train(make_ddpm(config), config, str(tmp_path / "straight"), _tfds_data_fn(config))
+  assert int(straight.step) == steps
+
+  # Same command, interrupted by SIGINT while it fetches the batch of step 3, then rerun.
+  workdir = str(tmp_path / "interrupted")
+  base_fn = _tfds_data_fn(config)
+
+  def interrupting_data_fn(start_step):
+    for i, batch in enumerate(base_fn(start_step)):
+      if start_step + i == 3:
+        os.kill(os.getpid(), signal.SIGINT)
+      yield batch
+
+  with pytest.raises(trainer.TrainingInterrupted) as info:
+    trainer.train(make_ddpm(config), config, workdir, interrupting_data_fn)
+  stopped = info.value.step
+  assert 3 <= stopped < steps and info.value.signum == signal.SIGINT
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [str(stopped)]
+  resumed = trainer.train(make_ddpm(config), config, workdir, base_fn)
+  assert int(resumed.step) == steps
+  for a, b in zip(jax.tree.leaves((straight.params, straight.ema_params, straight.opt_state)),
+                  jax.tree.leaves((resumed.params, resumed.ema_params, resumed.opt_state))):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+  steps_logged = [int(line.split('"step": ')[1].split(",")[0].rstrip("}"))
+                  for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert steps_logged[-1] == steps
+
+
+class _ExplodingFamily:
+  """w -> loss = w * mean(x); the data turns infinite at step 3."""
+
+  def init(self, rng, batch):
+    return {"w": jnp.ones(())}
+
+  def train_step(self, state, batch, rng):
+    loss_fn = lambda p: p["w"] * jnp.mean(batch["x"])
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    return state.apply_gradients(grads), {"loss": loss}
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = _smoke_config(tmp_path, num_train_steps=10, checkpoint_every=2, log_every=5)
+
+  def data_fn(start):
+    step = start
+    while True:
+      yield {"x": np.full((16, 2), np.inf if step == 2 else 1.0, np.float32)}   # batch of step 3
+      step += 1
+
+  with pytest.raises(trainer.NonFiniteLossError, match="at step 3") as info:
+    trainer.train(_ExplodingFamily(), config, str(tmp_path / "w"), data_fn)
+  assert "last good checkpoint is step 2" in str(info.value)
+  assert os.listdir(tmp_path / "w" / "checkpoints") == ["2"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("data.name", "cifar100", "unknown dataset 'cifar100'; choose one of: cifar10, digits"),
+    ("model.ch_mult", (1, 2, 2, 2, 2), "image_size=8 is not divisible by the U-Net's down-sampling factor 16"),
+    ("optim.learning_rate", -1e-3, "optim.learning_rate=-0.001 must be a finite number >= 0"),
+    ("batch_size", 0, "batch_size=0 must be positive"),
+    ("diffusion.variance", "learned", "diffusion.variance='learned'"),
+])
+def test_bad_config_fails_before_compiling(tmp_path, monkeypatch, field, value, message):
+  config = _smoke_config(tmp_path)
+  *parents, leaf = field.split(".")
+  node = config
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+  compiled = []
+  monkeypatch.setattr(trainer, "train", lambda *a, **k: compiled.append(1))
+  monkeypatch.setattr(jax, "jit", lambda *a, **k: compiled.append(1))
+  with pytest.raises(run.ConfigError) as info:
+    run.run_experiment(config, str(tmp_path / "w"), validate=validate_ddpm_config, build_family=make_ddpm)
+  assert message in str(info.value)
+  assert not compiled
+
+
+def test_batch_not_divisible_by_devices_is_named():
+  with pytest.raises(ValueError, match=r"batch_size=12 is not divisible by the number of devices \(8\)"):
+    parallel.check_batch_size(12, 8)
+
+
+def test_optimizer_warmup_and_clipping():
+  config = get_config("paper")
+  tx = trainer.make_optimizer(config.optim)
+  sched = trainer.learning_rate_schedule(2e-4, 5000)
+  np.testing.assert_allclose([sched(0), sched(2500), sched(5000), sched(10 ** 6)], [0, 1e-4, 2e-4, 2e-4], rtol=1e-6)
+  # Clipping: a huge gradient gives the same first Adam step as a unit-norm one in the same direction.
+  params = {"w": jnp.zeros(3)}
+  opt_state = tx.init(params)
+  g = jnp.array([3.0, 4.0, 0.0])
+  big, _ = tx.update({"w": 1e6 * g}, opt_state, params)
+  unit, _ = tx.update({"w": g / 5.0}, opt_state, params)
+  np.testing.assert_allclose(big["w"], unit["w"], rtol=1e-5)
