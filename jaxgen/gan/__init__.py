@@ -1,0 +1,1 @@
+"""GANs: losses, regularisers and the two-player step on the shared trainer."""
