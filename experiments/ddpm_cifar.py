@@ -30,7 +30,10 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0
-  c.data = dict(name="cifar10", data_dir=None, random_flip=True, download=True)
+  # data_dir: a TFDS data directory (None: TFDS's default, ~/tensorflow_datasets). A typed placeholder, so that
+  # --config.data.data_dir=... can override it.
+  c.data = dict(name="cifar10", data_dir=ml_collections.config_dict.placeholder(str), random_flip=True,
+                download=True)
   # The CIFAR-10 network of the paper: 35.7M parameters.
   c.model = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
                  num_groups=32)

@@ -1,0 +1,76 @@
+"""experiments.ddpm_cifar from the command line, as a user runs it."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args, timeout=300, extra_env=None):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
+  return subprocess.run([sys.executable, "-m", "experiments.ddpm_cifar", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_smoke_preset_end_to_end(tmp_path):
+  workdir = tmp_path / "run"
+  proc = _cli("--config=experiments/ddpm_cifar.py:smoke", f"--workdir={workdir}",
+              f"--config.data.data_dir={tmp_path / 'tfds'}")
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  assert "step 6/6" in proc.stdout and "img/s" in proc.stdout and "ETA" in proc.stdout
+  rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == [2, 4, 6] and all("loss" in r for r in rows)
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
+  png = workdir / "samples" / "step_6.png"
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert (workdir / "loss_curve.png").exists()
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
+  config = json.load(open(workdir / "config.json"))
+  assert config["config"]["preset"] == "smoke" and config["runtime"]["device_count"] >= 1
+  assert "xla_cpu_experimental_ynn_fusion_type" in config["runtime"]["XLA_FLAGS"]
+
+  # Rerunning the finished command resumes at step 6 and has nothing left to do.
+  again = _cli("--config=experiments/ddpm_cifar.py:smoke", f"--workdir={workdir}",
+               f"--config.data.data_dir={tmp_path / 'tfds'}")
+  assert again.returncode == 0 and "resumed from checkpoint at step 6" in again.stdout
+
+
+def test_missing_cifar10_fails_fast_with_instructions(tmp_path):
+  start = time.time()
+  proc = _cli(f"--workdir={tmp_path / 'run'}", f"--config.data.data_dir={tmp_path / 'tfds'}",
+              "--config.data.download=False", timeout=120)
+  elapsed = time.time() - start
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert str(tmp_path / "tfds") in proc.stderr and "quick" in proc.stderr and "download_and_prepare" in proc.stderr
+  assert elapsed < 60
+  assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_batch_not_divisible_by_device_count_fails_before_compiling(tmp_path):
+  proc = _cli("--config=experiments/ddpm_cifar.py:smoke", f"--workdir={tmp_path / 'run'}",
+              "--config.batch_size=12", f"--config.data.data_dir={tmp_path / 'tfds'}",
+              extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}, timeout=120)
+  assert proc.returncode == 2
+  assert "batch_size=12 is not divisible by the number of devices (8)" in proc.stderr
+  assert "compiled train step" not in proc.stdout
+
+
+def test_unknown_preset_is_named():
+  from experiments.ddpm_cifar import get_config
+  with pytest.raises(ValueError, match="unknown preset 'fast'; choose one of: paper, quick, smoke"):
+    get_config("fast")
+
+
+def test_paper_preset_is_the_ho_et_al_recipe():
+  from experiments.ddpm_cifar import get_config
+  c = get_config()
+  assert (c.data.name, c.batch_size, c.num_train_steps, c.data.random_flip) == ("cifar10", 128, 800_000, True)
+  assert (c.optim.learning_rate, c.optim.warmup_steps, c.optim.grad_clip, c.optim.ema_decay) == (2e-4, 5000, 1.0, 0.9999)
+  assert (c.model.ch, tuple(c.model.ch_mult), c.model.num_res_blocks, tuple(c.model.attn_resolutions),
+          c.model.dropout) == (128, (1, 2, 2, 2), 2, (16,), 0.1)
+  assert (c.diffusion.num_timesteps, c.diffusion.beta_schedule, c.diffusion.beta_start, c.diffusion.beta_end) == \
+      (1000, "linear", 1e-4, 0.02)
