@@ -12,7 +12,8 @@ Rerunning a command on the same --workdir resumes from its latest checkpoint.
 EXPECTED
   paper: after 800k steps, FID 3.17 and Inception score 9.46 (Ho et al. 2020, Table 1, EMA params,
          50k samples, fixed-large variance); the loss settles near 0.03.
-  quick: recognisable digits in workdir/samples/step_<N>.png; loss near 0.05 (see README for the figures here).
+  quick: recognisable digits in workdir/samples/step_<N>.png; at the end metrics.jsonl holds the digits probe's
+         scores of 100 EMA samples (real test digits: mean confidence 0.91, 10 classes); see README for figures.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.sample_every = 20_000
   c.num_samples = 64
+  c.eval_every = 0            # 0: evaluate only at the end (digits runs: the sample-quality probe)
   c.tensorboard = True
   c.prng_impl = "threefry2x32"
   c.xla_cpu_fast_conv = True
@@ -56,9 +58,12 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
     # Bundled digits (8x8x1) and a small U-Net; no dropout (tiny data, short run, and cheaper on CPU).
     c.data.name, c.data.random_flip = "digits", False
     c.model = dict(ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(4,), dropout=0.0, num_groups=8)
+    # T=500 with the paper's betas scaled by 1000/T keeps alpha_bar_T ~ 5e-5 (as in the paper) and halves
+    # the sampling cost.
+    c.diffusion.update(num_timesteps=500, beta_start=2e-4, beta_end=0.04)
     c.optim.update(learning_rate=1e-3, warmup_steps=200, ema_decay=0.995)
     c.batch_size = 64
-    c.num_train_steps = 3000
+    c.num_train_steps = 2000
     c.log_every = 100
     c.checkpoint_every = 500
     c.sample_every = 1000
@@ -92,10 +97,12 @@ def main(argv=None):
 
   def _main(_):
     from jaxgen.diffusion.build import make_ddpm, validate_ddpm_config
+    from jaxgen.eval.sample_quality import digits_probe_eval_fn
     from jaxgen.train.run import run_main
     cfg = flags.FLAGS.config
     run_main(cfg, flags.FLAGS.workdir or os.path.join("workdirs", f"ddpm_cifar_{cfg.preset}"),
-             validate=validate_ddpm_config, build_family=make_ddpm, flags=flags.FLAGS)
+             validate=validate_ddpm_config, build_family=make_ddpm, flags=flags.FLAGS,
+             eval_fn_factory=digits_probe_eval_fn)
 
   app.run(_main, argv=argv)
 

@@ -21,6 +21,7 @@ def set_xla_cpu_flags(enable: bool = True) -> None:
 def configure_jax(config) -> None:
   """Apply `config.xla_cpu_fast_conv` and `config.prng_impl` before the first JAX computation."""
   set_xla_cpu_flags(config.get("xla_cpu_fast_conv", True))
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")   # TF (the input pipeline) only: hide its INFO banner
   import jax
   impl = config.get("prng_impl", "threefry2x32")
   allowed = ("threefry2x32", "rbg", "unsafe_rbg")
