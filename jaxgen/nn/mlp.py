@@ -24,3 +24,11 @@ class MLP(nn.Module):
 def leaky_relu_02(x):
   """LeakyReLU with slope 0.2 (Radford et al. 2015), the activation of every GAN discriminator here."""
   return nn.leaky_relu(x, 0.2)
+
+
+class ImageMLP(MLP):
+  """An MLP whose output is reshaped to (B, H, W, -1): the decoder of an MLP VAE."""
+  image_hw: Sequence[int] = (8, 8)
+
+  def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+    return super().__call__(z).reshape((z.shape[0],) + tuple(self.image_hw) + (-1,))
