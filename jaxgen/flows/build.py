@@ -1,0 +1,123 @@
+"""Build NICE, RealNVP and Glow flows from an ml_collections config; validation first (nothing compiled).
+
+config.model fields
+  kind: 'nice' | 'realnvp' | 'glow'
+  images (config.data.name a TFDS data set):
+    realnvp: num_scales, couplings_per_scale (3 in the paper; the last scale gets one more), hidden,
+             num_blocks (residual blocks of the s/t network), scale ('tanh' | 'sigmoid'), logit_alpha
+    glow:    num_levels, depth (steps per level), hidden, coupling ('affine' | 'additive')
+  2-D points (config.data.name in jaxgen.data.toy2d.TOY2D):
+    num_steps, hidden, num_layers; nice: additive couplings + diagonal scaling; realnvp: affine couplings
+    (tanh scale); glow: actnorm + invertible linear map + affine coupling (sigmoid scale)
+  num_classes: 0, or the data set's number of classes for a class-dependent prior (images only)
+"""
+from __future__ import annotations
+
+import functools
+
+from jaxgen.flows.bijector import Chain, Repeat
+from jaxgen.flows.coupling import Coupling, DiagonalScaling, SCALES
+from jaxgen.flows.glow import glow_step
+from jaxgen.flows.model import FlowModel
+from jaxgen.flows.multiscale import Level, MultiScale
+
+KINDS = ("nice", "realnvp", "glow")
+
+
+def _is_toy(config) -> bool:
+  from jaxgen.data.toy2d import TOY2D
+  return config.data.name in TOY2D
+
+
+def _positive(m, *names):
+  for n in names:
+    if not isinstance(m[n], int) or m[n] < 1:
+      raise ValueError(f"model.{n}={m[n]!r} must be a positive integer")
+
+
+def validate_flow_config(config) -> None:
+  """Raise ValueError naming the bad value."""
+  m = config.model
+  if m.kind not in KINDS:
+    raise ValueError(f"model.kind={m.kind!r}; choose one of: {', '.join(KINDS)}")
+  if _is_toy(config):
+    _positive(m, "num_steps", "hidden", "num_layers")
+    if m.get("num_classes", 0):
+      raise ValueError(f"model.num_classes={m.num_classes}: class-conditional flows are for images only")
+    return
+  from jaxgen.data.tfds import get_dataset_spec
+  spec = get_dataset_spec(config.data.name)
+  if m.kind == "nice":
+    raise ValueError("model.kind='nice' is for the 2-D data sets; use 'realnvp' or 'glow' (coupling='additive' "
+                     "gives NICE's additive coupling in Glow) for images")
+  nc = m.get("num_classes", 0)
+  if nc not in (0, spec.num_classes):
+    raise ValueError(f"model.num_classes={nc} must be 0 or {spec.num_classes} for {spec.name}")
+  _positive(m, "hidden")
+  if m.num_blocks < 0:
+    raise ValueError(f"model.num_blocks={m.num_blocks} must be >= 0")
+  if m.kind == "realnvp":
+    _positive(m, "num_scales", "couplings_per_scale")
+    if m.scale not in SCALES:
+      raise ValueError(f"model.scale={m.scale!r}; choose one of: {', '.join(SCALES)}")
+    if not 0.0 <= m.logit_alpha < 0.5:
+      raise ValueError(f"model.logit_alpha={m.logit_alpha} must lie in [0, 0.5)")
+  else:
+    _positive(m, "num_levels", "depth")
+    if m.coupling not in ("affine", "additive"):
+      raise ValueError(f"model.coupling={m.coupling!r}; choose 'affine' or 'additive'")
+  _image_bijector(m, spec.image_shape, nc)     # geometry checks (squeezes vs image size)
+
+
+def _alternating(coupling, n: int):
+  """n couplings with alternating parity: Repeat over pairs (lax.scan) plus one more if n is odd."""
+  parts = []
+  if n // 2:
+    parts.append(Repeat(Chain((coupling(parity=0), coupling(parity=1))), n // 2))
+  if n % 2:
+    parts.append(coupling(parity=0))
+  return parts[0] if len(parts) == 1 else Chain(tuple(parts))
+
+
+def _image_bijector(m, image_shape, num_classes: int):
+  from jaxgen.nn.conditioners import ConvConditioner
+  net = functools.partial(ConvConditioner, m.hidden, num_blocks=m.num_blocks)
+  conditioner = lambda out: net(out_channels=out)   # noqa: E731
+  if m.kind == "realnvp":
+    cp = functools.partial(Coupling, conditioner, kind="affine", scale=m.scale)
+    n = m.couplings_per_scale
+    levels = [Level(pre=_alternating(functools.partial(cp, mask="checkerboard"), n), squeeze=True,
+                    post=_alternating(functools.partial(cp, mask="channel"), n), split=True)
+              for _ in range(m.num_scales - 1)]
+    levels.append(Level(pre=_alternating(functools.partial(cp, mask="checkerboard"), n + 1), squeeze=False,
+                        post=None, split=False))
+    return MultiScale(tuple(levels), tuple(image_shape), learned_prior=False, num_classes=num_classes)
+  step = lambda parity: glow_step(conditioner, coupling=m.coupling, parity=parity)   # noqa: E731
+  levels = [Level(pre=None, squeeze=True, post=Repeat(step(0), m.depth), split=i < m.num_levels - 1)
+            for i in range(m.num_levels)]
+  return MultiScale(tuple(levels), tuple(image_shape), learned_prior=True, num_classes=num_classes)
+
+
+def _toy_bijector(m):
+  from jaxgen.nn.conditioners import MLPConditioner
+  conditioner = lambda out: MLPConditioner(m.hidden, out, m.num_layers)   # noqa: E731
+  if m.kind == "nice":
+    cp = functools.partial(Coupling, conditioner, mask="channel", kind="additive")
+    return Chain((Repeat(Chain((cp(parity=0), cp(parity=1))), m.num_steps), DiagonalScaling()))
+  if m.kind == "realnvp":
+    cp = functools.partial(Coupling, conditioner, mask="channel", kind="affine", scale="tanh")
+    return Repeat(Chain((cp(parity=0), cp(parity=1))), m.num_steps)
+  return Repeat(glow_step(conditioner, coupling="affine"), m.num_steps)
+
+
+def make_flow(config) -> FlowModel:
+  validate_flow_config(config)
+  m = config.model
+  if _is_toy(config):
+    return FlowModel(_toy_bijector(m), event_shape=(2,), preprocessing=None)
+  from jaxgen.data.tfds import get_dataset_spec
+  spec = get_dataset_spec(config.data.name)
+  nc = m.get("num_classes", 0)
+  pre = "logit" if m.kind == "realnvp" else "shift"
+  return FlowModel(_image_bijector(m, spec.image_shape, nc), event_shape=tuple(spec.image_shape),
+                   preprocessing=pre, logit_alpha=m.get("logit_alpha", 0.05), num_classes=nc)
