@@ -26,7 +26,7 @@ def image_grid(images: np.ndarray, ncols: Optional[int] = None, padding: int = 1
   return grid
 
 
-def save_image_grid(path: str, images, *, ncols: Optional[int] = None, min_size: int = 256) -> str:
+def save_image_grid(path: str, images, *, ncols: Optional[int] = None, min_size: int = 512) -> str:
   """Save images in [-1, 1] (float) or uint8 as a PNG grid, upscaled (nearest) to at least `min_size` px."""
   images = np.asarray(images)
   if images.dtype != np.uint8:
