@@ -221,7 +221,8 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
       writer.flush()
   if is_main and os.path.exists(writer.metrics_path):
     plot_loss_curve(writer.metrics_path, os.path.join(workdir, "loss_curve.png"))
-  _print(is_main, f"done: {total} steps in {time.perf_counter() - t0:.1f} s; workdir {workdir}")
+  _print(is_main, f"done: step {total}/{total}; this run trained {total - start_step} steps in "
+                  f"{time.perf_counter() - t0:.1f} s; workdir {workdir}")
   return state
 
 
