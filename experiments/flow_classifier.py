@@ -31,7 +31,7 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.model.num_classes = 10
   c.baseline = dict(steps=3000 if c.preset != "smoke" else 20)
   if c.preset == "quick":
-    c.num_train_steps = 1500
+    c.num_train_steps = 1000
     c.figures.temperatures = (0.7,)
   return c
 

@@ -32,8 +32,8 @@ def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)} (digits only)")
   c = glow_cifar.get_config(preset)
-  c.inverse = dict(denoise_sigma=0.2, inpaint_sigma=0.05, block=4, map_steps=300, map_learning_rate=0.05,
-                   langevin_steps=300, langevin_step_size=2e-4, num_posterior_samples=4)
+  c.inverse = dict(denoise_sigma=0.2, inpaint_sigma=0.05, block=4, map_steps=300, map_learning_rate=0.01,
+                   langevin_steps=300, langevin_step_size=2e-5, num_posterior_samples=2)
   if preset == "smoke":
     c.inverse.update(map_steps=5, langevin_steps=5, num_posterior_samples=2)
   return c

@@ -54,10 +54,10 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
     c.data.name, c.data.random_flip = "digits", False
     c.figures = dict(temperatures=(0.5, 0.7, 1.0), manipulate=(3, 8))
   if preset == "quick":
-    c.model.update(num_scales=2, hidden=64, num_blocks=2)
+    c.model.update(num_scales=2, hidden=32, num_blocks=1)
     c.optim.update(learning_rate=1e-3, warmup_steps=200, ema_decay=0.99)
     c.batch_size = 64
-    c.num_train_steps = 2000
+    c.num_train_steps = 1000
     c.log_every = 100
     c.checkpoint_every = 500
     c.sample_every = 500

@@ -6,6 +6,9 @@ the posterior over eps is
 and, g being a bijection, pushing it through g gives the posterior over x.
   map_estimate:       Adam on that objective (prior_weight = 1; prior_weight = 0 is the no-prior latent fit)
   posterior_samples:  unadjusted Langevin dynamics in eps, eps <- eps - eta grad U + sqrt(2 eta) xi
+Safeguard: the inverse of a flow trained on 8-bit data is steep away from the data, and a step can send a latent
+where decoding overflows; such a step is rejected for that image (its latent stays where it was), so one image
+never turns the figures into NaN. `accepted_fraction` reports how often steps were kept.
 Operators: 'denoise' (A = I) and 'inpaint' (A = a binary mask hiding a centred square block).
 PSNR = 10 log10(MAX^2 / MSE) with MAX = 1, per image.
 """
@@ -62,6 +65,24 @@ def _energy(model, params, y, mask, sigma, prior_weight):
   return energy
 
 
+def _finite_rows(x):
+  return jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)
+
+
+def _guarded(model, params, old, new):
+  """Per image: keep `new` where it and its decoding are finite, else `old`; returns (eps, accepted (B,))."""
+  ok = _finite_rows(new) & _finite_rows(model.decode(params, new))
+  return jnp.where(ok[:, None], new, old), ok
+
+
+def initial_latent(model, params, estimate01):
+  """Start from the latent of a first estimate where it decodes to finite values, else from eps = 0."""
+  images = jnp.round(jnp.clip(estimate01, 0.0, 1.0) * 255).astype(jnp.uint8)
+  eps = model.encode(params, images)
+  ok = _finite_rows(eps) & _finite_rows(model.decode(params, eps))
+  return jnp.where(ok[:, None], eps, 0.0)
+
+
 def map_estimate(model, params, y, mask, eps0, *, sigma: float, steps: int, learning_rate: float,
                  prior_weight: float = 1.0):
   """argmin_eps of the negative log posterior by Adam from eps0; returns (x in [0, 1], eps)."""
@@ -70,20 +91,22 @@ def map_estimate(model, params, y, mask, eps0, *, sigma: float, steps: int, lear
 
   def body(carry, _):
     eps, opt = carry
-    g = jax.grad(energy)(eps)
+    g = jnp.nan_to_num(jax.grad(energy)(eps))
     upd, opt = tx.update(g, opt, eps)
-    return (optax.apply_updates(eps, upd), opt), None
-  (eps, _), _ = jax.lax.scan(body, (eps0, tx.init(eps0)), None, length=steps)
-  return (model.decode(params, eps) + 1.0) / 2.0, eps
+    eps, ok = _guarded(model, params, eps, optax.apply_updates(eps, upd))
+    return (eps, opt), ok.mean()
+  (eps, _), accepted = jax.lax.scan(body, (eps0, tx.init(eps0)), None, length=steps)
+  return (model.decode(params, eps) + 1.0) / 2.0, eps, accepted.mean()
 
 
 def posterior_samples(model, params, y, mask, eps0, rng, *, sigma: float, steps: int, step_size: float):
-  """Unadjusted Langevin in the latent from eps0; returns the final x in [0, 1] (one sample per chain)."""
+  """Unadjusted Langevin in the latent from eps0; returns (final x in [0, 1], accepted fraction)."""
   energy = _energy(model, params, y, mask, sigma, 1.0)
 
   def body(eps, key):
-    g = jax.grad(energy)(eps)
-    eps = eps - step_size * g + jnp.sqrt(2 * step_size) * jax.random.normal(key, eps.shape)
-    return eps, None
-  eps, _ = jax.lax.scan(body, eps0, jax.random.split(rng, steps))
-  return (model.decode(params, eps) + 1.0) / 2.0
+    g = jnp.nan_to_num(jax.grad(energy)(eps))
+    new = eps - step_size * g + jnp.sqrt(2 * step_size) * jax.random.normal(key, eps.shape)
+    eps, ok = _guarded(model, params, eps, new)
+    return eps, ok.mean()
+  eps, accepted = jax.lax.scan(body, eps0, jax.random.split(rng, steps))
+  return (model.decode(params, eps) + 1.0) / 2.0, accepted.mean()
