@@ -17,31 +17,20 @@ EXPECTED
 """
 from __future__ import annotations
 
-import os
-
 import ml_collections
 
-PRESETS = ("paper", "quick", "smoke")
+from jaxgen.train.cli import base_config, experiment_main
 
 
 def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
-  preset = preset or "paper"
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-  c = ml_collections.ConfigDict()
-  c.preset = preset
-  c.seed = 0
-  # data_dir: a TFDS data directory (None: TFDS's default, ~/tensorflow_datasets). A typed placeholder, so that
-  # --config.data.data_dir=... can override it.
-  c.data = dict(name="cifar10", data_dir=ml_collections.config_dict.placeholder(str), random_flip=True,
-                download=True)
+  c = base_config(preset or "paper")
+  c.data.update(name="cifar10", random_flip=True)
   # The CIFAR-10 network of the paper: 35.7M parameters.
   c.model = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
                  num_groups=32)
   c.diffusion = dict(num_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                      variance="fixed_large", clip_x0=True)
-  c.optim = dict(learning_rate=2e-4, warmup_steps=5000, grad_clip=1.0, b1=0.9, b2=0.999, eps=1e-8,
-                 ema_decay=0.9999)
+  c.optim.update(learning_rate=2e-4, warmup_steps=5000, grad_clip=1.0, ema_decay=0.9999)
   c.batch_size = 128
   c.num_train_steps = 800_000
   c.log_every = 100
@@ -49,10 +38,6 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.sample_every = 20_000
   c.num_samples = 64
-  c.eval_every = 0            # 0: evaluate only at the end (digits runs: the sample-quality probe)
-  c.tensorboard = True
-  c.prng_impl = "threefry2x32"
-  c.xla_cpu_fast_conv = True
 
   if preset == "quick":
     # Bundled digits (8x8x1) and a small U-Net; no dropout (tiny data, short run, and cheaper on CPU).
@@ -84,27 +69,10 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
 
 
 def main(argv=None):
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", os.path.abspath(__file__), "experiment config file[:preset]",
-                                  lock_config=True)
-  flags.DEFINE_string("workdir", None, "run directory (default: workdirs/ddpm_cifar_<preset>)")
-  flags.DEFINE_bool("multihost", False, "join a multi-process job with jax.distributed.initialize()")
-  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost without auto-detection)")
-  flags.DEFINE_integer("num_processes", None, "number of processes (with --coordinator_address)")
-  flags.DEFINE_integer("process_id", None, "this process's index (with --coordinator_address)")
-
-  def _main(_):
-    from jaxgen.diffusion.build import make_ddpm, validate_ddpm_config
-    from jaxgen.eval.sample_quality import digits_probe_eval_fn
-    from jaxgen.train.run import run_main
-    cfg = flags.FLAGS.config
-    run_main(cfg, flags.FLAGS.workdir or os.path.join("workdirs", f"ddpm_cifar_{cfg.preset}"),
-             validate=validate_ddpm_config, build_family=make_ddpm, flags=flags.FLAGS,
-             eval_fn_factory=digits_probe_eval_fn)
-
-  app.run(_main, argv=argv)
+  from jaxgen.diffusion.build import make_ddpm, validate_ddpm_config
+  from jaxgen.eval.sample_quality import digits_probe_eval_fn
+  experiment_main(__file__, "ddpm_cifar", validate=validate_ddpm_config, build_family=make_ddpm,
+                  eval_fn_factory=lambda config, family, workdir: digits_probe_eval_fn(config, family), argv=argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ EXPECTED
 """
 from __future__ import annotations
 
-from experiments.common import base_config, experiment_main
+from jaxgen.train.cli import base_config, experiment_main
 
 
 def get_config(preset: str = "paper"):
