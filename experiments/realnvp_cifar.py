@@ -57,7 +57,7 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
     c.model.update(num_scales=2, hidden=32, num_blocks=1)
     c.optim.update(learning_rate=1e-3, warmup_steps=200, ema_decay=0.99)
     c.batch_size = 64
-    c.num_train_steps = 1000
+    c.num_train_steps = 500
     c.log_every = 100
     c.checkpoint_every = 500
     c.sample_every = 500
