@@ -18,19 +18,14 @@ import os
 
 import ml_collections
 
-PRESETS = ("paper", "quick", "smoke")
+from jaxgen.train.cli import PRESETS, base_config  # noqa: F401  (PRESETS: the presets this file offers)
 
 
 def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
-  preset = preset or "paper"
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-  c = ml_collections.ConfigDict()
-  c.preset = preset
-  c.seed = 0
-  c.data = dict(name="eight_gaussians")
+  c = base_config(preset or "paper")
+  c.data.name = "eight_gaussians"
   c.model = dict(kind="realnvp", num_steps=8, hidden=128, num_layers=2, num_classes=0)
-  c.optim = dict(learning_rate=1e-3, warmup_steps=100, grad_clip=10.0, b1=0.9, b2=0.999, eps=1e-8, ema_decay=0.99)
+  c.optim.update(learning_rate=1e-3, warmup_steps=100, grad_clip=10.0, b1=0.9, b2=0.999, eps=1e-8, ema_decay=0.99)
   c.batch_size = 512
   c.num_train_steps = 20_000
   c.log_every = 500
@@ -41,9 +36,6 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.eval_every = 5000
   c.eval_batch_size = 4096
   c.eval = dict(num_test=20_000, grid_limit=4.0, grid_size=200)
-  c.tensorboard = True
-  c.prng_impl = "threefry2x32"
-  c.xla_cpu_fast_conv = True
   if preset == "quick":
     c.model.update(num_steps=6, hidden=64)
     c.batch_size = 256

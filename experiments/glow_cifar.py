@@ -21,19 +21,14 @@ import os
 
 import ml_collections
 
-PRESETS = ("paper", "quick", "smoke")
+from jaxgen.train.cli import PRESETS, base_config  # noqa: F401  (PRESETS: the presets this file offers)
 
 
 def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
-  preset = preset or "paper"
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-  c = ml_collections.ConfigDict()
-  c.preset = preset
-  c.seed = 0
-  c.data = dict(name="cifar10", data_dir=None, random_flip=True, download=True)
+  c = base_config(preset or "paper")
+  c.data.update(name="cifar10", random_flip=True)
   c.model = dict(kind="glow", num_levels=3, depth=32, hidden=512, num_blocks=0, coupling="affine", num_classes=0)
-  c.optim = dict(learning_rate=1e-3, warmup_steps=7800, grad_clip=50.0, b1=0.9, b2=0.999, eps=1e-8,
+  c.optim.update(learning_rate=1e-3, warmup_steps=7800, grad_clip=50.0, b1=0.9, b2=0.999, eps=1e-8,
                  ema_decay=0.999)
   c.batch_size = 64
   c.num_train_steps = 1_500_000
@@ -45,9 +40,6 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.eval_every = 50_000
   c.eval_batch_size = 500
   c.figures = dict(temperatures=(0.7, 1.0), manipulate=(3, 5))
-  c.tensorboard = True
-  c.prng_impl = "threefry2x32"
-  c.xla_cpu_fast_conv = True
   if preset in ("quick", "smoke"):
     c.data.name, c.data.random_flip = "digits", False
     c.figures = dict(temperatures=(0.5, 0.7, 1.0), manipulate=(3, 8))

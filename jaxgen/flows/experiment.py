@@ -165,34 +165,19 @@ def write_json(path, obj):
 
 
 def flow_main(config_file: str, name: str, *, image: bool = True, extra_hooks: Sequence[Callable] = (), argv=None):
-  """The absl main every flow experiment shares: flags, workdir, run_main with the flow family.
+  """The main every flow experiment shares: the common command line with the flow family and its evals.
 
   extra_hooks: functions (config, model, workdir) -> hook(state, step) -> dict, run at the last step.
   """
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", config_file, "experiment config file[:preset]", lock_config=True)
-  flags.DEFINE_string("workdir", None, f"run directory (default: workdirs/{name}_<preset>)")
-  flags.DEFINE_bool("multihost", False, "join a multi-process job with jax.distributed.initialize()")
-  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost without auto-detection)")
-  flags.DEFINE_integer("num_processes", None, "number of processes (with --coordinator_address)")
-  flags.DEFINE_integer("process_id", None, "this process's index (with --coordinator_address)")
-
-  def _main(_):
-    from jaxgen.flows.build import make_flow, validate_flow_config
-    from jaxgen.train.run import run_main
-    cfg = flags.FLAGS.config
-    workdir = flags.FLAGS.workdir or os.path.join("workdirs", f"{name}_{cfg.preset}")
-    if image:
-      def eval_factory(config, model):
-        hooks = [latent_figures_hook(config, model, workdir)] + [h(config, model, workdir) for h in extra_hooks]
-        return image_eval_fn(config, model, workdir, hooks)
-      data_factory = None
-    else:
-      eval_factory = lambda config, model: toy2d_eval_fn(config, model, workdir)   # noqa: E731
-      data_factory = toy2d_data_fn
-    run_main(cfg, workdir, validate=validate_flow_config, build_family=make_flow, flags=flags.FLAGS,
-             data_fn_factory=data_factory, eval_fn_factory=eval_factory)
-
-  app.run(_main, argv=argv)
+  from jaxgen.flows.build import make_flow, validate_flow_config
+  from jaxgen.train.cli import experiment_main
+  if image:
+    def eval_factory(config, model, workdir):
+      hooks = [latent_figures_hook(config, model, workdir)] + [h(config, model, workdir) for h in extra_hooks]
+      return image_eval_fn(config, model, workdir, hooks)
+    data_factory = None
+  else:
+    eval_factory = toy2d_eval_fn
+    data_factory = toy2d_data_fn
+  experiment_main(config_file, name, validate=validate_flow_config, build_family=make_flow,
+                  data_fn_factory=data_factory, eval_fn_factory=eval_factory, argv=argv)
