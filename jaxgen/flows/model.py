@@ -95,7 +95,7 @@ class FlowModel:
 
   def train_step(self, state, batch, rng):
     (_, metrics), grads = jax.value_and_grad(lambda p: self.loss(p, batch, rng), has_aux=True)(state.params)
-    return state.apply_gradients(grads), dict(metrics, grad_norm=optax.global_norm(grads))
+    return state.apply_gradients(grads), dict(metrics, grad_norm=optax.tree.norm(grads))
 
   def sample(self, params, rng, num: int, temperature: float = 1.0, labels=None):
     """`num` samples decoded from temperature * N(0, I); images in [-1, 1]."""

@@ -155,7 +155,7 @@ class GAN:
     new_state = state.replace(step=state.step + 1, params=params, ema_params=ema,
                               opt_state={"generator": g_opt, "discriminator": d_opt})
     metrics = dict(d_metrics, loss=d_metrics["d_loss"], g_loss=g_loss,
-                   d_grad_norm=optax.global_norm(d_grads), g_grad_norm=optax.global_norm(g_grads))
+                   d_grad_norm=optax.tree.norm(d_grads), g_grad_norm=optax.tree.norm(g_grads))
     return new_state, metrics
 
   # -- sampling ---------------------------------------------------------------------------------------------

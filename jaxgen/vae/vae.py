@@ -117,7 +117,7 @@ class VAE:
 
   def train_step(self, state, batch, rng):
     (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, batch, rng)
-    return state.apply_gradients(grads), dict(metrics, grad_norm=optax.global_norm(grads))
+    return state.apply_gradients(grads), dict(metrics, grad_norm=optax.tree.norm(grads))
 
   def sample(self, params, rng, num: int):
     """Decoder means of z ~ p(z): (num, H, W, C) in [-1, 1]."""

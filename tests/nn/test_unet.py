@@ -20,8 +20,12 @@ def _init_shapes(model, x_shape):
 
 
 def test_cifar10_unet_has_the_published_parameter_count():
-  variables = _init_shapes(UNet(), (1, 32, 32, 3))
+  model = UNet()
+  variables = _init_shapes(model, (1, 32, 32, 3))
   assert count_params(variables["params"]) == 35_746_307
+  x, t = jnp.zeros((4, 32, 32, 3)), jnp.zeros((4,), jnp.int32)
+  out = jax.eval_shape(lambda v: model.apply(v, x, t, train=False), variables)
+  assert out.shape == (4, 32, 32, 3) and out.dtype == jnp.float32
 
 
 def test_bfloat16_compute_keeps_float32_params_and_output():
