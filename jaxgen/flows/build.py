@@ -10,6 +10,7 @@ config.model fields
     num_steps, hidden, num_layers; nice: additive couplings + diagonal scaling; realnvp: affine couplings
     (tanh scale); glow: actnorm + invertible linear map + affine coupling (sigmoid scale)
   num_classes: 0, or the data set's number of classes for a class-dependent prior (images only)
+  preprocessing (images, optional): 'shift' | 'logit'; default 'logit' for realnvp, 'shift' for glow
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def validate_flow_config(config) -> None:
   _positive(m, "hidden")
   if m.num_blocks < 0:
     raise ValueError(f"model.num_blocks={m.num_blocks} must be >= 0")
+  pre = m.get("preprocessing", None)
+  if pre is not None and pre not in ("shift", "logit"):
+    raise ValueError(f"model.preprocessing={pre!r}; choose 'shift' or 'logit'")
   if m.kind == "realnvp":
     _positive(m, "num_scales", "couplings_per_scale")
     if m.scale not in SCALES:
@@ -118,6 +122,6 @@ def make_flow(config) -> FlowModel:
   from jaxgen.data.tfds import get_dataset_spec
   spec = get_dataset_spec(config.data.name)
   nc = m.get("num_classes", 0)
-  pre = "logit" if m.kind == "realnvp" else "shift"
+  pre = m.get("preprocessing", None) or ("logit" if m.kind == "realnvp" else "shift")
   return FlowModel(_image_bijector(m, spec.image_shape, nc), event_shape=tuple(spec.image_shape),
                    preprocessing=pre, logit_alpha=m.get("logit_alpha", 0.05), num_classes=nc)

@@ -124,7 +124,8 @@ def test_config_validation_names_bad_values():
   for cfg, match in [(toy_config("maf"), "model.kind"), (image_config("nice"), "nice"),
                      (image_config("glow", num_levels=4), "odd size"), (image_config("glow", num_classes=3), "num_classes"),
                      (image_config("realnvp", scale="exp"), "model.scale"),
-                     (image_config("realnvp", logit_alpha=0.5), "logit_alpha")]:
+                     (image_config("realnvp", logit_alpha=0.5), "logit_alpha"),
+                     (image_config("glow", preprocessing="exp"), "model.preprocessing")]:
     with pytest.raises(ValueError, match=match):
       validate_flow_config(cfg)
 
