@@ -162,6 +162,7 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
       writer.write_image(step, "samples", image_grid(signed_unit_to_uint8(images)))
       _print(True, f"wrote {path}")
 
+  eval_every = config.get("eval_every", 0) if eval_fn is not None else 0
   progress = Progress(total, start_step, config.batch_size)
   step, pending, window = start_step, None, []
 
@@ -189,7 +190,6 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
         pending = (step, metrics)
         if step == start_step + 1:
           progress.start(step)
-        eval_every = config.get("eval_every", 0) if eval_fn is not None else 0
         boundary = step % config.log_every == 0 or step % config.checkpoint_every == 0 or step == total \
             or flag.signum is not None or (sampler is not None and step % config.sample_every == 0) \
             or (eval_every and step % eval_every == 0)

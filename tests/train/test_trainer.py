@@ -44,19 +44,15 @@ def test_loss_falls_on_a_fixed_batch():
   assert after < 0.8 * before, (before, after)
 
 
-def _tfds_data_fn(config):
-  return run.tfds_data_fn(config)
-
-
 def test_interrupt_and_resume_matches_uninterrupted_run(tmp_path):
   steps = 6
   config = _smoke_config(tmp_path, num_train_steps=steps, checkpoint_every=100)
-  straight = trainer.train(make_ddpm(config), config, str(tmp_path / "straight"), _tfds_data_fn(config))
+  straight = trainer.train(make_ddpm(config), config, str(tmp_path / "straight"), run.tfds_data_fn(config))
   assert int(straight.step) == steps
 
   # Same command, interrupted by SIGINT while it fetches the batch of step 3, then rerun.
   workdir = str(tmp_path / "interrupted")
-  base_fn = _tfds_data_fn(config)
+  base_fn = run.tfds_data_fn(config)
 
   def interrupting_data_fn(start_step):
     for i, batch in enumerate(base_fn(start_step)):
