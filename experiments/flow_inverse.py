@@ -1,20 +1,20 @@
 r"""Flows as priors for inverse problems (Chávez 2022, arXiv 2110.13285) on held-out digits.
 
 y = A x + noise for denoising (A = I) and inpainting (A hides a centred block); x is recovered by MAP in the
-latent of a trained Glow and by posterior samples (Langevin in the latent), and compared by PSNR
+latent of a trained Glow and by posterior samples (MALA in the latent), and compared by PSNR
 (10 log10(1 / MSE), pixels in [0, 1]) with the no-prior estimate (the observation; hidden pixels set to the
 training mean) and with a latent fit without the prior term.
 
-COMMAND: trains a Glow (quick: the earlier glow_cifar quick model, L=3, K=4, shift preprocessing, 2500 steps) in
---workdir (or resumes / reuses a finished one there),
-then solves the problems:
-  python -m experiments.flow_inverse --config=experiments/flow_inverse.py:quick --workdir=workdirs/glow_quick_l3k4
+COMMAND: trains the glow_cifar quick model in --workdir (or resumes / reuses a finished one there, e.g. the
+workdir of `python -m experiments.glow_cifar --config=experiments/glow_cifar.py:quick`), then solves the problems:
+  python -m experiments.flow_inverse --config=experiments/flow_inverse.py:quick --workdir=workdirs/glow_quick
 CI check:
   python -m experiments.flow_inverse --config=experiments/flow_inverse.py:smoke --workdir=/tmp/flow_inv_smoke
 
 EXPECTED
   workdir/inverse.json (PSNRs, dB, mean over the 300 held-out digits) and workdir/figures/inverse_*.png
-  (rows: truth, observation, no prior, latent fit, MAP, one posterior sample, posterior mean).
+  (rows: truth, observation, no prior, latent fit, MAP, one posterior sample, posterior mean), and the MALA
+  acceptance rate.
 """
 from __future__ import annotations
 
@@ -32,15 +32,11 @@ def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
   preset = preset or "quick"
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)} (digits only)")
-  c = glow_cifar.get_config(preset)
-  if preset == "quick":
-    # the prior measured in docs/flows.md: the earlier Glow quick preset (L=3, K=4, shift, 2500 steps)
-    c.model.update(num_levels=3, depth=4, hidden=64, preprocessing="shift")
-    c.num_train_steps = 2500
+  c = glow_cifar.get_config(preset)     # the prior: glow_cifar's model of the same preset
   c.inverse = dict(denoise_sigma=0.2, inpaint_sigma=0.05, block=4, map_steps=300, map_learning_rate=0.01,
-                   langevin_steps=300, langevin_step_size=2e-5, num_posterior_samples=2)
+                   mala_steps=400, mala_step_size=1e-3, num_chains=2)
   if preset == "smoke":
-    c.inverse.update(map_steps=5, langevin_steps=5, num_posterior_samples=2)
+    c.inverse.update(map_steps=5, mala_steps=6, num_chains=2)
   return c
 
 

@@ -27,7 +27,8 @@ from jaxgen.train.cli import PRESETS, base_config  # noqa: F401  (PRESETS: the p
 def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c = base_config(preset or "paper")
   c.data.update(name="cifar10", random_flip=True)
-  c.model = dict(kind="glow", num_levels=3, depth=32, hidden=512, num_blocks=0, coupling="affine", num_classes=0)
+  c.model = dict(kind="glow", num_levels=3, depth=32, hidden=512, num_blocks=0, coupling="affine", num_classes=0,
+                 num_bins=256)
   c.optim.update(learning_rate=1e-3, warmup_steps=7800, grad_clip=50.0, b1=0.9, b2=0.999, eps=1e-8,
                  ema_decay=0.999)
   c.batch_size = 64
@@ -45,9 +46,10 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
     c.figures = dict(temperatures=(0.5, 0.7, 1.0), manipulate=(3, 8))
   if preset == "quick":
     # 8x8 digits: 2 levels (3 would leave a 1x1 top and factor half the pixels out after only K steps),
-    # more steps per level, and the logit preprocessing (digits pile up at 0 and 255, the edges of the
-    # shifted range); see docs/flows.md for the measured comparison.
-    c.model.update(num_levels=2, depth=8, hidden=64, preprocessing="logit", logit_alpha=0.05)
+    # more steps per level, the logit preprocessing (digits pile up at 0 and 255, the edges of the shifted
+    # range) and the data's 17 grey levels (num_bins; 256 bins would make the flow model 17 narrow spikes per
+    # pixel); see docs/flows.md for the measured comparison.
+    c.model.update(num_levels=2, depth=8, hidden=64, preprocessing="logit", logit_alpha=0.05, num_bins=17)
     c.optim.update(learning_rate=1e-3, warmup_steps=200, ema_decay=0.99)
     c.batch_size = 64
     c.num_train_steps = 2000

@@ -29,7 +29,7 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c = base_config(preset or "paper")
   c.data.update(name="cifar10", random_flip=True)
   c.model = dict(kind="realnvp", num_scales=3, couplings_per_scale=3, hidden=64, num_blocks=8, scale="tanh",
-                 logit_alpha=0.05, num_classes=0)
+                 logit_alpha=0.05, num_classes=0, num_bins=256)
   c.optim.update(learning_rate=1e-3, warmup_steps=200, grad_clip=100.0, b1=0.9, b2=0.999, eps=1e-8,
                  weight_decay=5e-5, ema_decay=0.999)
   c.batch_size = 64
@@ -46,10 +46,13 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
     c.data.name, c.data.random_flip = "digits", False
     c.figures = dict(temperatures=(0.5, 0.7, 1.0), manipulate=(3, 8))
   if preset == "quick":
-    c.model.update(num_scales=2, hidden=32, num_blocks=1)
+    # 8x8 digits: 2 scales; the checkerboard couplings run at full resolution, so the s/t network is the plain
+    # conv-relu-conv (no residual blocks: 2.5x faster per step here than 1 block of 32 features, same loss at
+    # step 100); the digits have 17 grey levels (num_bins), see docs/flows.md.
+    c.model.update(num_scales=2, hidden=64, num_blocks=0, num_bins=17)
     c.optim.update(learning_rate=1e-3, warmup_steps=200, ema_decay=0.99)
     c.batch_size = 64
-    c.num_train_steps = 500
+    c.num_train_steps = 2000
     c.log_every = 100
     c.checkpoint_every = 500
     c.sample_every = 500

@@ -11,6 +11,8 @@ config.model fields
     (tanh scale); glow: actnorm + invertible linear map + affine coupling (sigmoid scale)
   num_classes: 0, or the data set's number of classes for a class-dependent prior (images only)
   preprocessing (images, optional): 'shift' | 'logit'; default 'logit' for realnvp, 'shift' for glow
+  num_bins (images, optional): the data's grey levels, 2..256 (default 256; the digits have 17); bits/dim are
+             those of the num_bins-level data (jaxgen.flows.dequantize)
 """
 from __future__ import annotations
 
@@ -60,6 +62,11 @@ def validate_flow_config(config) -> None:
   pre = m.get("preprocessing", None)
   if pre is not None and pre not in ("shift", "logit"):
     raise ValueError(f"model.preprocessing={pre!r}; choose 'shift' or 'logit'")
+  from jaxgen.flows.dequantize import check_num_bins
+  try:
+    check_num_bins(m.get("num_bins", 256))
+  except ValueError as e:
+    raise ValueError(f"model.{e}") from None
   if m.kind == "realnvp":
     _positive(m, "num_scales", "couplings_per_scale")
     if m.scale not in SCALES:
@@ -124,4 +131,5 @@ def make_flow(config) -> FlowModel:
   nc = m.get("num_classes", 0)
   pre = m.get("preprocessing", None) or ("logit" if m.kind == "realnvp" else "shift")
   return FlowModel(_image_bijector(m, spec.image_shape, nc), event_shape=tuple(spec.image_shape),
-                   preprocessing=pre, logit_alpha=m.get("logit_alpha", 0.05), num_classes=nc)
+                   preprocessing=pre, logit_alpha=m.get("logit_alpha", 0.05), num_classes=nc,
+                   num_bins=m.get("num_bins", 256))

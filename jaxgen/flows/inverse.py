@@ -5,10 +5,16 @@ the posterior over eps is
   -log p(eps | y) = ||A g(eps) - y||^2 / (2 sigma^2) + ||eps||^2 / 2 + const,
 and, g being a bijection, pushing it through g gives the posterior over x.
   map_estimate:       Adam on that objective (prior_weight = 1; prior_weight = 0 is the no-prior latent fit)
-  posterior_samples:  unadjusted Langevin dynamics in eps, eps <- eps - eta grad U + sqrt(2 eta) xi
-Safeguard: the inverse of a flow trained on 8-bit data is steep away from the data, and a step can send a latent
-where decoding overflows; such a step is rejected for that image (its latent stays where it was), so one image
-never turns the figures into NaN. `accepted_fraction` reports how often steps were kept.
+  posterior_samples:  Metropolis-adjusted Langevin (MALA) in eps: propose eps' = eps - h grad U + sqrt(2h) xi and
+                      accept with min(1, exp(U(eps) - U(eps') + log q(eps | eps') - log q(eps' | eps))),
+                      q(a | b) = N(a; b - h grad U(b), 2h I). The accept/reject step makes the chain's stationary
+                      law the exact posterior (unadjusted Langevin is biased for any h > 0). Each image has its own
+                      step size h, adapted during burn-in toward an acceptance of 0.574 (Roberts & Rosenthal 1998)
+                      and then frozen, so the kept states are a valid MCMC sample.
+Safeguard: the inverse of a flow trained on quantised data is steep away from the data, and a step can send a
+latent where decoding overflows. Adam steps whose latent or decoding is non-finite are rejected for that image
+(its latent stays where it was); for MALA a non-finite energy is simply a rejected proposal. `accepted`
+fractions are reported.
 Operators: 'denoise' (A = I) and 'inpaint' (A = a binary mask hiding a centred square block).
 PSNR = 10 log10(MAX^2 / MSE) with MAX = 1, per image.
 """
@@ -99,14 +105,66 @@ def map_estimate(model, params, y, mask, eps0, *, sigma: float, steps: int, lear
   return (model.decode(params, eps) + 1.0) / 2.0, eps, accepted.mean()
 
 
-def posterior_samples(model, params, y, mask, eps0, rng, *, sigma: float, steps: int, step_size: float):
-  """Unadjusted Langevin in the latent from eps0; returns (final x in [0, 1], accepted fraction)."""
-  energy = _energy(model, params, y, mask, sigma, 1.0)
+def _energies(model, params, y, mask, sigma):
+  """Per image U(eps) = ||mask (g(eps) - y)||^2 / (2 sigma^2) + ||eps||^2 / 2, and its decoding in [0, 1]."""
+  def energies(eps):
+    x01 = (model.decode(params, eps) + 1.0) / 2.0
+    fit = jnp.sum(((mask * (x01 - y)) ** 2).reshape(x01.shape[0], -1), axis=1) / (2 * sigma ** 2)
+    return fit + 0.5 * jnp.sum(eps ** 2, axis=1), x01
+  return energies
 
-  def body(eps, key):
-    g = jnp.nan_to_num(jax.grad(energy)(eps))
-    new = eps - step_size * g + jnp.sqrt(2 * step_size) * jax.random.normal(key, eps.shape)
-    eps, ok = _guarded(model, params, eps, new)
-    return eps, ok.mean()
-  eps, accepted = jax.lax.scan(body, eps0, jax.random.split(rng, steps))
-  return (model.decode(params, eps) + 1.0) / 2.0, accepted.mean()
+
+def posterior_samples(model, params, y, mask, eps0, rng, *, sigma: float, steps: int, step_size: float,
+                      burn_in: int | None = None, target_accept: float = 0.574):
+  """MALA in the latent from eps0 (e.g. the MAP latent); see the module docstring.
+
+  steps: total steps; burn_in (default steps // 2): the first steps, during which each image's step size moves
+  from `step_size` toward `target_accept` (log h += (accepted - target) / sqrt(t + 1)); the states after it are
+  kept. Returns dict(sample=last state decoded (B, H, W, C) in [0, 1], mean=average decoding over the kept
+  states (a posterior-mean estimate), accept_rate=acceptance over the kept steps, step_size=(B,) final h).
+  """
+  burn_in = steps // 2 if burn_in is None else burn_in
+  if not 0 <= burn_in < steps:
+    raise ValueError(f"burn_in={burn_in} must lie in [0, steps={steps})")
+  if step_size <= 0:
+    raise ValueError(f"step_size={step_size} must be > 0")
+  energies = _energies(model, params, y, mask, sigma)
+
+  def tuple_sum(out):
+    u, x01 = out
+    return jnp.sum(jnp.where(jnp.isfinite(u), u, 0.0)), (u, x01)
+
+  def unpack(eps):
+    (_, (u, x01)), g = jax.value_and_grad(lambda e: tuple_sum(energies(e)), has_aux=True)(eps)
+    return u, x01, g
+
+  def log_q(to, frm, g_frm, h):    # log N(to; frm - h g, 2h I) up to a constant shared by both directions
+    return -jnp.sum((to - frm + h[:, None] * g_frm) ** 2, axis=1) / (4 * h)
+
+  def body(carry, inp):
+    eps, u, x01, g, log_h, total, kept_acc = carry
+    t, key = inp
+    h = jnp.exp(log_h)
+    k_prop, k_acc = jax.random.split(key)
+    prop = eps - h[:, None] * g + jnp.sqrt(2 * h)[:, None] * jax.random.normal(k_prop, eps.shape)
+    u_p, x_p, g_p = unpack(prop)
+    finite = jnp.isfinite(u_p) & jnp.all(jnp.isfinite(g_p), axis=1) & jnp.all(jnp.isfinite(prop), axis=1)
+    log_alpha = u - u_p + log_q(eps, prop, g_p, h) - log_q(prop, eps, g, h)
+    log_alpha = jnp.where(finite, jnp.minimum(log_alpha, 0.0), -jnp.inf)
+    accept = jnp.log(jax.random.uniform(k_acc, u.shape)) < log_alpha
+    sel = lambda new, old: jnp.where(accept.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)   # noqa: E731
+    eps, u, x01, g = sel(prop, eps), sel(u_p, u), sel(x_p, x01), sel(g_p, g)
+    adapting = t < burn_in
+    log_h = jnp.where(adapting, log_h + (jnp.exp(log_alpha) - target_accept) / jnp.sqrt(t + 1.0), log_h)
+    keep = jnp.where(adapting, 0.0, 1.0)
+    return (eps, u, x01, g, log_h, total + keep * x01, kept_acc + keep * accept), None
+
+  u0, x0, g0 = unpack(eps0)
+  bad = ~(jnp.isfinite(u0) & jnp.all(jnp.isfinite(g0), axis=1))   # such a start accepts any finite proposal
+  b = eps0.shape[0]
+  carry = (eps0, jnp.where(bad, jnp.inf, u0), x0, jnp.where(bad[:, None], 0.0, g0), jnp.full((b,), jnp.log(step_size), jnp.float32),
+           jnp.zeros_like(x0), jnp.zeros((b,), jnp.float32))
+  keys = jax.random.split(rng, steps)
+  (eps, u, x01, g, log_h, total, kept_acc), _ = jax.lax.scan(body, carry, (jnp.arange(steps), keys))
+  kept = steps - burn_in
+  return dict(sample=x01, mean=total / kept, accept_rate=kept_acc / kept, step_size=jnp.exp(log_h))

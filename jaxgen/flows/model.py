@@ -27,12 +27,14 @@ class FlowModel:
   preprocessing: Optional[str] = None    # 'shift' | 'logit' for images; None for real-valued points
   logit_alpha: float = 0.05
   num_classes: int = 0                   # > 0: class-dependent prior, batches need 'label'
+  num_bins: int = dq.NUM_BINS            # images: the data's grey levels (dequantize.quantize)
 
   def __post_init__(self):
     if self.preprocessing is not None and self.preprocessing not in dq.PREPROCESSINGS:
       raise ValueError(f"unknown preprocessing {self.preprocessing!r}; choose one of: {', '.join(dq.PREPROCESSINGS)}")
     if not 0.0 <= self.logit_alpha < 0.5:
       raise ValueError(f"logit_alpha={self.logit_alpha} must lie in [0, 0.5)")
+    dq.check_num_bins(self.num_bins)
 
   @property
   def is_image(self) -> bool:
@@ -52,14 +54,18 @@ class FlowModel:
     if not self.is_image:
       x = jnp.asarray(data, jnp.float32)
       return x, jnp.zeros((x.shape[0],), jnp.float32)
-    x_tilde = dq.uniform_dequantize(data, rng) if rng is not None else jnp.asarray(data, jnp.float32) + 0.5
-    return dq.preprocess(x_tilde, self.preprocessing, self.logit_alpha)
+    if rng is not None:
+      x_tilde = dq.uniform_dequantize(data, rng, self.num_bins)
+    else:
+      x_tilde = dq.quantize(data, self.num_bins) + 0.5
+    return dq.preprocess(x_tilde, self.preprocessing, self.logit_alpha, self.num_bins)
 
   def from_flow_space(self, y):
-    """Flow space -> images in [-1, 1] (or points, unchanged)."""
+    """Flow space -> images in [-1, 1] (bin centres land on the data's values; points are unchanged)."""
     if not self.is_image:
       return y
-    return 2.0 * dq.postprocess(y, self.preprocessing, self.logit_alpha) - 1.0
+    x_tilde = dq.postprocess(y, self.preprocessing, self.logit_alpha, self.num_bins)
+    return 2.0 * dq.to_unit_pixels(x_tilde, self.num_bins) - 1.0
 
   # --- likelihood ------------------------------------------------------------------------------------------
   def log_prob_flow(self, params, y, labels=None):
@@ -68,7 +74,7 @@ class FlowModel:
     return dq.standard_normal_log_prob(eps) + ld
 
   def nll(self, params, data, rng=None, labels=None):
-    """Per example: bits/dim of dequantised 8-bit images, or NLL in nats of points."""
+    """Per example: bits/dim of dequantised images (of their num_bins levels), or NLL in nats of points."""
     y, ld_pre = self.to_flow_space(data, rng)
     log_p = self.log_prob_flow(params, y, labels)
     if self.is_image:
@@ -118,7 +124,7 @@ class FlowModel:
     return self.from_flow_space(y)
 
   def class_log_likelihoods(self, params, data, rng=None):
-    """log p(x | y) for every class y: (B, num_classes), nats (images: of x~ in [0, 256)^D)."""
+    """log p(x | y) for every class y: (B, num_classes), nats (images: of x~ in [0, num_bins)^D)."""
     if not self.num_classes:
       raise ValueError("class_log_likelihoods needs a flow with num_classes > 0")
     y, ld_pre = self.to_flow_space(data, rng)

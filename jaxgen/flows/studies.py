@@ -50,24 +50,25 @@ def run_inverse_problems(config, model, params, workdir: str) -> dict:
   fill = float(np.asarray(train["image"], np.float32).mean() / 255.0)
   mask_np = inv.block_mask(x01.shape[1:], c.block)
   results, rng = {}, jax.random.PRNGKey(config.seed + 11)
-  for task, sigma in (("denoise", c.denoise_sigma), ("inpaint", c.inpaint_sigma)):
-    y, mask = inv.observe(x01, task, jax.random.fold_in(rng, len(results)), sigma=sigma, mask=mask_np)
+  for i, (task, sigma) in enumerate((("denoise", c.denoise_sigma), ("inpaint", c.inpaint_sigma))):
+    y, mask = inv.observe(x01, task, jax.random.fold_in(rng, i), sigma=sigma, mask=mask_np)
     base = inv.no_prior_estimate(y, mask, fill)
     eps0 = inv.initial_latent(model, params, base)
     solve = jax.jit(lambda y, e, w: inv.map_estimate(model, params, y, mask, e, sigma=sigma, steps=c.map_steps,
                                                      learning_rate=c.map_learning_rate, prior_weight=w))
-    x_map, _, results[f"{task}_map_accepted_fraction"] = solve(y, eps0, 1.0)
+    x_map, eps_map, acc = solve(y, eps0, 1.0)
+    results[f"{task}_map_accepted_fraction"] = float(acc)
     x_fit, _, _ = solve(y, eps0, 0.0)
     sampler = jax.jit(lambda y, e, k: inv.posterior_samples(model, params, y, mask, e, k, sigma=sigma,
-                                                            steps=c.langevin_steps, step_size=c.langevin_step_size))
-    drawn = [sampler(y, eps0, jax.random.fold_in(rng, 100 + i)) for i in range(c.num_posterior_samples)]
-    samples = [d[0] for d in drawn]
-    results[f"{task}_langevin_accepted_fraction"] = float(np.mean([float(d[1]) for d in drawn]))
-    post_mean = jnp.mean(jnp.stack(samples), axis=0)
+                                                            steps=c.mala_steps, step_size=c.mala_step_size))
+    chains = [sampler(y, eps_map, jax.random.fold_in(rng, 100 + i)) for i in range(c.num_chains)]
+    samples = [ch["sample"] for ch in chains]
+    post_mean = jnp.mean(jnp.stack([ch["mean"] for ch in chains]), axis=0)
+    results[f"{task}_mala_accept_rate"] = float(np.mean([np.asarray(ch["accept_rate"]) for ch in chains]))
+    results[f"{task}_mala_median_step_size"] = float(np.median(np.asarray(chains[0]["step_size"])))
     r = {"no_prior": inv.psnr(base, x01), "latent_fit_no_prior": inv.psnr(x_fit, x01), "map": inv.psnr(x_map, x01),
-         "posterior_sample": np.mean([inv.psnr(s, x01) for s in samples], axis=0),
+         "posterior_sample": np.mean([inv.psnr(smp, x01) for smp in samples], axis=0),
          "posterior_mean": inv.psnr(post_mean, x01)}
-    results[f"{task}_map_accepted_fraction"] = float(results[f"{task}_map_accepted_fraction"])
     for k, v in r.items():   # images whose estimate is not finite are counted, not averaged in
       v = np.asarray(v)
       results[f"{task}_psnr_{k}"] = float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")

@@ -63,7 +63,31 @@ def test_bits_per_dim_analytic_shift_and_gaussian():
   # a Gaussian N(0, 1) on y: -log2 p per dim = 0.5 log2(2 pi) + y^2 / (2 ln 2), plus 8 bits
   want = 8 + np.mean(0.5 * np.log2(2 * np.pi) + np.asarray(y).reshape(4, -1) ** 2 / (2 * np.log(2)), axis=1)
   np.testing.assert_allclose(dq.bits_per_dim(dq.standard_normal_log_prob(y), ld, 12), want, rtol=1e-5)
-  np.testing.assert_allclose(dq.postprocess(y, "shift") * 256, x, atol=1e-3)
+  np.testing.assert_allclose(dq.postprocess(y, "shift"), x, atol=1e-3)
+
+
+def test_quantize_to_the_digits_levels_and_bits_per_dim_of_k_levels():
+  from jaxgen.data.builders.digits import digits_split_arrays
+  v = np.arange(17)
+  stored = ((v * 255 + 8) // 16).astype(np.uint8)          # the digits builder's mapping of 0..16
+  np.testing.assert_array_equal(dq.quantize(stored, 17), v)
+  images, _ = digits_split_arrays("test")
+  assert set(np.unique(np.asarray(dq.quantize(images, 17))).tolist()) <= set(range(17))
+  np.testing.assert_array_equal(dq.quantize(np.arange(256, dtype=np.uint8), 256), np.arange(256))
+  np.testing.assert_array_equal(dq.quantize(np.arange(256, dtype=np.uint8), 32), np.arange(256) // 8)  # Glow 5 bit
+  x = dq.uniform_dequantize(stored[None, :, None, None], jax.random.PRNGKey(0), 17)
+  assert np.all((np.asarray(x)[0, :, 0, 0] >= v) & (np.asarray(x)[0, :, 0, 0] < v + 1))
+  y, ld = dq.preprocess(x, "shift", num_bins=17)
+  assert float(y.min()) >= -0.5 and float(y.max()) < 0.5
+  # uniform density on [-1/2, 1/2): log2(17) bits per dim; logit + logistic: log2(17) - log2(1 - 2a)
+  np.testing.assert_allclose(dq.bits_per_dim(jnp.zeros(1), ld, 17), math.log2(17), atol=1e-5)
+  y, ld = dq.preprocess(x, "logit", 0.1, num_bins=17)
+  bpd = dq.bits_per_dim(jnp.sum(-y - 2 * jax.nn.softplus(-y), axis=(1, 2, 3)), ld, 17)
+  np.testing.assert_allclose(bpd, math.log2(17) - math.log2(0.8), atol=1e-4)
+  np.testing.assert_allclose(dq.postprocess(y, "logit", 0.1, 17), x, atol=1e-4)
+  for bad in (1, 257, 16.0, True):
+    with pytest.raises(ValueError, match="num_bins"):
+      dq.check_num_bins(bad)
 
 
 def test_model_round_trip_and_identity_bits_per_dim():
@@ -72,12 +96,18 @@ def test_model_round_trip_and_identity_bits_per_dim():
   params = model.init(jax.random.PRNGKey(1), {"image": images})
   eps = model.encode(params, images)
   assert eps.shape == (3, 64)
-  np.testing.assert_allclose(model.decode(params, eps), (images.astype(np.float32) + 0.5) / 128 - 1, atol=1e-4)
+  np.testing.assert_allclose(model.decode(params, eps), images.astype(np.float32) / 127.5 - 1, atol=1e-4)
   # at init (zero last layers, tanh scale) the flow is the identity: bits/dim = Gaussian on logit(y)
   rng = jax.random.PRNGKey(2)
   y, ld = model.to_flow_space(images, rng)
   want = dq.bits_per_dim(dq.standard_normal_log_prob(y), ld, 64)
   np.testing.assert_allclose(model.nll(params, images, rng), want, rtol=1e-5)
+  # with the digits' 17 levels the round trip lands on the stored 8-bit values (within their rounding)
+  model17 = make_flow(image_config("glow", num_bins=17, preprocessing="logit"))
+  from jaxgen.data.builders.digits import digits_split_arrays
+  digits = digits_split_arrays("test")[0][:4]
+  p17 = perturb(model17.init(jax.random.PRNGKey(3), {"image": digits}), jax.random.PRNGKey(4))
+  np.testing.assert_allclose(model17.decode(p17, model17.encode(p17, digits)), digits / 127.5 - 1, atol=1.01 / 255)
 
 
 def test_evaluate_per_example_keeps_the_remainder():
@@ -125,7 +155,8 @@ def test_config_validation_names_bad_values():
                      (image_config("glow", num_levels=4), "odd size"), (image_config("glow", num_classes=3), "num_classes"),
                      (image_config("realnvp", scale="exp"), "model.scale"),
                      (image_config("realnvp", logit_alpha=0.5), "logit_alpha"),
-                     (image_config("glow", preprocessing="exp"), "model.preprocessing")]:
+                     (image_config("glow", preprocessing="exp"), "model.preprocessing"),
+                     (image_config("glow", num_bins=512), "model.num_bins=512")]:
     with pytest.raises(ValueError, match=match):
       validate_flow_config(cfg)
 
