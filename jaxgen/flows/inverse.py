@@ -130,12 +130,13 @@ def posterior_samples(model, params, y, mask, eps0, rng, *, sigma: float, steps:
     raise ValueError(f"step_size={step_size} must be > 0")
   energies = _energies(model, params, y, mask, sigma)
 
-  def tuple_sum(out):
-    u, x01 = out
+  def summed(eps):        # images are independent: the gradient of the sum is each image's gradient
+    u, x01 = energies(eps)
     return jnp.sum(jnp.where(jnp.isfinite(u), u, 0.0)), (u, x01)
 
   def unpack(eps):
-    (_, (u, x01)), g = jax.value_and_grad(lambda e: tuple_sum(energies(e)), has_aux=True)(eps)
+    """(U (B,), decoding (B, H, W, C), grad U (B, D)) at eps."""
+    (_, (u, x01)), g = jax.value_and_grad(summed, has_aux=True)(eps)
     return u, x01, g
 
   def log_q(to, frm, g_frm, h):    # log N(to; frm - h g, 2h I) up to a constant shared by both directions

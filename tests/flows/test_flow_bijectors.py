@@ -78,6 +78,34 @@ def test_repeat_scan_equals_chain_of_copies():
   check_bijector(rep, IMG)
 
 
+def _num_equations(jaxpr) -> int:
+  """Equations of a jaxpr, counting those of the sub-jaxprs (scan bodies, custom derivatives) once each."""
+  total = 0
+  for eqn in jaxpr.eqns:
+    total += 1
+    for v in eqn.params.values():
+      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          total += _num_equations(inner)
+  return total
+
+
+def test_repeat_program_size_is_flat_in_depth():
+  """The compiled program of a scanned stack does not grow with depth (an unrolled Chain does), so compile
+  time stays flat; benchmarks/flow_compile_time.py measures the compile times."""
+  step = glow_step(conv)
+
+  def size(bij, depth):
+    p = jax.eval_shape(lambda: bij.init(jax.random.PRNGKey(0), IMG))
+    loss = lambda p: jnp.sum(bij.forward(p, IMG)[1]) + jnp.sum(bij.inverse(p, IMG)[0])   # noqa: E731
+    return _num_equations(jax.make_jaxpr(jax.grad(loss))(p).jaxpr)
+  scanned = [size(Repeat(step, d), d) for d in (2, 8)]
+  unrolled = [size(Chain((step,) * d), d) for d in (2, 8)]
+  assert scanned[0] == scanned[1], scanned
+  assert unrolled[1] > 3 * unrolled[0], unrolled
+
+
 @pytest.mark.parametrize("learned,num_classes", [(False, 0), (True, 3)])
 def test_multiscale_end_to_end(learned, num_classes):
   x = jax.random.normal(jax.random.PRNGKey(2), (2, 4, 4, 1))
