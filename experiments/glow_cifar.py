@@ -28,7 +28,7 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c = base_config(preset or "paper")
   c.data.update(name="cifar10", random_flip=True)
   c.model = dict(kind="glow", num_levels=3, depth=32, hidden=512, num_blocks=0, coupling="affine", num_classes=0,
-                 num_bins=256)
+                 num_bins=256, conv_impl="auto")
   c.optim.update(learning_rate=1e-3, warmup_steps=7800, grad_clip=50.0, b1=0.9, b2=0.999, eps=1e-8,
                  ema_decay=0.999)
   c.batch_size = 64

@@ -29,7 +29,8 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c = base_config(preset or "paper")
   c.data.update(name="cifar10", random_flip=True)
   c.model = dict(kind="realnvp", num_scales=3, couplings_per_scale=3, hidden=64, num_blocks=8, scale="tanh",
-                 logit_alpha=0.05, num_classes=0, num_bins=256)
+                 logit_alpha=0.05, num_classes=0, num_bins=256,
+                 conv_impl="auto")
   c.optim.update(learning_rate=1e-3, warmup_steps=200, grad_clip=100.0, b1=0.9, b2=0.999, eps=1e-8,
                  weight_decay=5e-5, ema_decay=0.999)
   c.batch_size = 64

@@ -13,6 +13,8 @@ config.model fields
   preprocessing (images, optional): 'shift' | 'logit'; default 'logit' for realnvp, 'shift' for glow
   num_bins (images, optional): the data's grey levels, 2..256 (default 256; the digits have 17); bits/dim are
              those of the num_bins-level data (jaxgen.flows.dequantize)
+  conv_impl (images, optional): 'auto' (default) | 'xla' | 'matmul', the conditioners' convolutions
+             (jaxgen.nn.conditioners: 'auto' is im2col matmuls on the CPU, where scanned native convolutions are slow)
 """
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ def validate_flow_config(config) -> None:
   if pre is not None and pre not in ("shift", "logit"):
     raise ValueError(f"model.preprocessing={pre!r}; choose 'shift' or 'logit'")
   from jaxgen.flows.dequantize import check_num_bins
+  from jaxgen.nn.conditioners import CONV_IMPLS
+  if m.get("conv_impl", "auto") not in CONV_IMPLS:
+    raise ValueError(f"model.conv_impl={m.conv_impl!r}; choose one of: {', '.join(CONV_IMPLS)}")
   try:
     check_num_bins(m.get("num_bins", 256))
   except ValueError as e:
@@ -92,7 +97,7 @@ def _alternating(coupling, n: int):
 
 def _image_bijector(m, image_shape, num_classes: int):
   from jaxgen.nn.conditioners import ConvConditioner
-  net = functools.partial(ConvConditioner, m.hidden, num_blocks=m.num_blocks)
+  net = functools.partial(ConvConditioner, m.hidden, num_blocks=m.num_blocks, conv_impl=m.get("conv_impl", "auto"))
   conditioner = lambda out: net(out_channels=out)   # noqa: E731
   if m.kind == "realnvp":
     cp = functools.partial(Coupling, conditioner, kind="affine", scale=m.scale)

@@ -156,7 +156,8 @@ def test_config_validation_names_bad_values():
                      (image_config("realnvp", scale="exp"), "model.scale"),
                      (image_config("realnvp", logit_alpha=0.5), "logit_alpha"),
                      (image_config("glow", preprocessing="exp"), "model.preprocessing"),
-                     (image_config("glow", num_bins=512), "model.num_bins=512")]:
+                     (image_config("glow", num_bins=512), "model.num_bins=512"),
+                     (image_config("glow", conv_impl="cudnn"), "model.conv_impl")]:
     with pytest.raises(ValueError, match=match):
       validate_flow_config(cfg)
 
