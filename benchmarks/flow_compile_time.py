@@ -72,7 +72,8 @@ def main():
   import jax
   print(f"jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} CPU cores; batch 64; "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
-  print("| conv | K per level | params | compile s (scan) | compile s (unrolled) | step ms (scan) | step ms (unrolled) |")
+  print("| conv | K per level | params | compile s (scan) | compile s (unrolled) | step ms (scan) | "
+        "step ms (unrolled) |")
   print("|---|---|---|---|---|---|---|")
   for impl in impls:
     for d in depths:

@@ -163,8 +163,8 @@ def posterior_samples(model, params, y, mask, eps0, rng, *, sigma: float, steps:
   u0, x0, g0 = unpack(eps0)
   bad = ~(jnp.isfinite(u0) & jnp.all(jnp.isfinite(g0), axis=1))   # such a start accepts any finite proposal
   b = eps0.shape[0]
-  carry = (eps0, jnp.where(bad, jnp.inf, u0), x0, jnp.where(bad[:, None], 0.0, g0), jnp.full((b,), jnp.log(step_size), jnp.float32),
-           jnp.zeros_like(x0), jnp.zeros((b,), jnp.float32))
+  carry = (eps0, jnp.where(bad, jnp.inf, u0), x0, jnp.where(bad[:, None], 0.0, g0),
+           jnp.full((b,), jnp.log(step_size), jnp.float32), jnp.zeros_like(x0), jnp.zeros((b,), jnp.float32))
   keys = jax.random.split(rng, steps)
   (eps, u, x01, g, log_h, total, kept_acc), _ = jax.lax.scan(body, carry, (jnp.arange(steps), keys))
   kept = steps - burn_in
