@@ -63,12 +63,14 @@ def no_prior_estimate(y, mask, fill_value: float):
   return jnp.clip(mask * y + (1 - mask) * fill_value, 0.0, 1.0)
 
 
-def _energy(model, params, y, mask, sigma, prior_weight):
-  def energy(eps):
+def _energies(model, params, y, mask, sigma, prior_weight: float = 1.0):
+  """Per image U(eps) = ||mask (g(eps) - y)||^2 / (2 sigma^2) + prior_weight ||eps||^2 / 2, and the decoding
+  g(eps) in [0, 1]."""
+  def energies(eps):
     x01 = (model.decode(params, eps) + 1.0) / 2.0
-    fit = jnp.sum((mask * (x01 - y)) ** 2) / (2 * sigma ** 2)
-    return fit + prior_weight * 0.5 * jnp.sum(eps ** 2)
-  return energy
+    fit = jnp.sum(((mask * (x01 - y)) ** 2).reshape(x01.shape[0], -1), axis=1) / (2 * sigma ** 2)
+    return fit + prior_weight * 0.5 * jnp.sum(eps ** 2, axis=1), x01
+  return energies
 
 
 def _finite_rows(x):
@@ -92,7 +94,8 @@ def initial_latent(model, params, estimate01):
 def map_estimate(model, params, y, mask, eps0, *, sigma: float, steps: int, learning_rate: float,
                  prior_weight: float = 1.0):
   """argmin_eps of the negative log posterior by Adam from eps0; returns (x in [0, 1], eps)."""
-  energy = _energy(model, params, y, mask, sigma, prior_weight)
+  energies = _energies(model, params, y, mask, sigma, prior_weight)
+  energy = lambda eps: jnp.sum(energies(eps)[0])   # noqa: E731  (images are independent)
   tx = optax.adam(learning_rate)
 
   def body(carry, _):
@@ -103,15 +106,6 @@ def map_estimate(model, params, y, mask, eps0, *, sigma: float, steps: int, lear
     return (eps, opt), ok.mean()
   (eps, _), accepted = jax.lax.scan(body, (eps0, tx.init(eps0)), None, length=steps)
   return (model.decode(params, eps) + 1.0) / 2.0, eps, accepted.mean()
-
-
-def _energies(model, params, y, mask, sigma):
-  """Per image U(eps) = ||mask (g(eps) - y)||^2 / (2 sigma^2) + ||eps||^2 / 2, and its decoding in [0, 1]."""
-  def energies(eps):
-    x01 = (model.decode(params, eps) + 1.0) / 2.0
-    fit = jnp.sum(((mask * (x01 - y)) ** 2).reshape(x01.shape[0], -1), axis=1) / (2 * sigma ** 2)
-    return fit + 0.5 * jnp.sum(eps ** 2, axis=1), x01
-  return energies
 
 
 def posterior_samples(model, params, y, mask, eps0, rng, *, sigma: float, steps: int, step_size: float,
