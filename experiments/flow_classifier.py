@@ -12,12 +12,10 @@ CI check:
 reports no accuracy for it; generative classifiers are far below discriminative ones on CIFAR-10).
 
 EXPECTED
-  workdir/classifier.json and metrics.jsonl: flow_classifier_test_accuracy beside mlp_test_accuracy on the 300
-  held-out digits, and test_bits_per_dim of log p(x | y). docs/flows.md has the figures measured here.
+  workdir/classifier.json and metrics.jsonl: test/classifier_accuracy beside test/mlp_accuracy on the 300
+  held-out digits, and test/bits_per_dim of log p(x | y). docs/flows.md has the figures measured here.
 """
 from __future__ import annotations
-
-import os
 
 import ml_collections
 
@@ -30,16 +28,12 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c = glow_cifar.get_config(preset)
   c.model.num_classes = 10
   c.baseline = dict(steps=3000 if c.preset != "smoke" else 20)
+  c.evals = ("flow_heldout", "flow_figures", "flow_classifier")
   if c.preset == "quick":
     c.figures.temperatures = (0.7,)     # glow_cifar's quick model with the class prior (2000 steps)
   return c
 
 
-def main(argv=None):
-  from jaxgen.flows.experiment import flow_main
-  from jaxgen.flows.studies import classifier_hook
-  flow_main(os.path.abspath(__file__), "flow_classifier", extra_hooks=(classifier_hook,), argv=argv)
-
-
 if __name__ == "__main__":
-  main()
+  from jaxgen.train import cli
+  cli.main(__file__)

@@ -9,54 +9,36 @@ CI check:
 Options: --config.model.likelihood=bernoulli|gaussian|logistic --config.model.kind=mlp|conv --config.model.beta=..
 
 EXPECTED
-  metrics.jsonl carries test_elbo_bpd and test_iwae<k>_bpd (8-bit bits/dim of the 300 held-out digits under
+  metrics.jsonl carries test/elbo_bits_per_dim and test/iwae<k>_bits_per_dim (8-bit bits/dim of the 300 held-out digits under
   the discretised logistic decoder, EMA params); IWAE < ELBO. workdir/figures/ holds reconstructions.png
-  (data and reconstruction rows alternating), samples.png and interpolations.png. See docs/vae_gan.md for the
+  (data and reconstruction rows alternating), samples.png and interpolations.png; samples/probe_* score 1000
+  prior samples with the digits probe. See docs/vae_gan.md for the
   figures measured here.
 """
 from __future__ import annotations
 
-from jaxgen.train.cli import base_config, experiment_main
+from jaxgen.train.presets import base_config, cadence, smoke
 
 
 def get_config(preset: str = "paper"):
-  c = base_config(preset or "paper")
+  c = base_config("vae", preset or "paper")
   c.model = dict(kind="mlp", hidden=(500,), channels=(32, 64), latent_dim=20, likelihood="logistic", beta=1.0)
-  c.eval = dict(num_iwae_samples=5000, iwae_chunk=250, batch_size=100)
+  c.eval.update(num_iwae_samples=5000, iwae_chunk=250, batch_size=100)
+  c.evals = ("vae_heldout", "vae_figures", "probe")
   c.optim.update(learning_rate=1e-3, ema_decay=0.999)
   c.batch_size = 100
-  c.num_train_steps = 50_000
-  c.log_every = 500
-  c.checkpoint_every = 5000
-  c.sample_every = 5000
-  c.eval_every = 10_000
+  cadence(c, steps=50_000, every=5000, log_every=500, eval_every=10_000)
   if c.preset == "quick":
     c.model.update(kind="conv", channels=(32, 64), latent_dim=16)
     c.eval.update(num_iwae_samples=1000, iwae_chunk=250)
-    c.num_train_steps = 4000
-    c.log_every = 200
-    c.checkpoint_every = 1000
-    c.sample_every = 2000
-    c.eval_every = 2000
+    cadence(c, steps=4000, every=1000, log_every=200, sample_every=2000, eval_every=2000)
   elif c.preset == "smoke":
     c.model.update(hidden=(32,), latent_dim=4)
     c.eval.update(num_iwae_samples=8, iwae_chunk=4)
-    c.optim.ema_decay = 0.9
-    c.batch_size = 16
-    c.num_train_steps = 6
-    c.log_every = 2
-    c.checkpoint_every = 3
-    c.sample_every = 6
-    c.num_samples = 16
-    c.eval_every = 6
+    smoke(c)
   return c
 
 
-def main(argv=None):
-  from jaxgen.vae.build import make_vae, make_vae_eval_fn, validate_vae_config
-  experiment_main(__file__, "vae_digits", validate=validate_vae_config, build_family=make_vae,
-                  eval_fn_factory=make_vae_eval_fn, argv=argv)
-
-
 if __name__ == "__main__":
-  main()
+  from jaxgen.train import cli
+  cli.main(__file__)

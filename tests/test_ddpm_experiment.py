@@ -23,9 +23,9 @@ def test_smoke_preset_end_to_end(tmp_path):
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
   assert "step 6/6" in proc.stdout and "img/s" in proc.stdout and "ETA" in proc.stdout
   rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
-  assert [r["step"] for r in rows if "loss" in r] == [2, 4, 6]
-  probe = [r for r in rows if "probe_mean_confidence" in r]   # the digits sample-quality eval at the end
-  assert [r["step"] for r in probe] == [6] and 0 < probe[0]["probe_mean_confidence"] <= 1
+  assert [r["step"] for r in rows if "train/loss" in r] == [2, 4, 6]
+  probe = [r for r in rows if "samples/probe_mean_confidence" in r]   # the digits sample-quality eval at the end
+  assert [r["step"] for r in probe] == [6] and 0 < probe[0]["samples/probe_mean_confidence"] <= 1
   assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
   png = workdir / "samples" / "step_6.png"
   assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -33,6 +33,8 @@ def test_smoke_preset_end_to_end(tmp_path):
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
   config = json.load(open(workdir / "config.json"))
   assert config["config"]["preset"] == "smoke" and config["runtime"]["device_count"] >= 1
+  assert (config["experiment"], config["preset"], config["config"]["family"]) == ("experiments.ddpm_cifar", "smoke",
+                                                                                  "ddpm")
   assert "xla_cpu_experimental_ynn_fusion_type" in config["runtime"]["XLA_FLAGS"]
 
   # Rerunning the finished command resumes at step 6 and has nothing left to do.

@@ -1,7 +1,7 @@
 """Resumable, reproducible epoch ordering for tf.data (used by jaxgen.data.tfds).
 
-`ordered_batches` turns a finite dataset of (image, label) into an endless
-dataset of batches whose content at step s is a pure function of
+`ordered_batches` turns a finite dataset of feature dicts ({'image', 'label', ...})
+into an endless dataset of batches whose content at step s is a pure function of
 (seed, stream_id, s):
 
   * the split is cached in memory and each example gets its index i in the split;
@@ -41,7 +41,7 @@ def count_examples(ds) -> int:
 def ordered_batches(ds, *, local_batch: int, seed: int, start_step: int = 0,
                     stream_id: int = 0, random_flip: bool = False,
                     what: str = "dataset"):
-  """Endless batches {'image', 'label'} of `ds` (elements (image HWC, label)).
+  """Endless batches of `ds` (elements: dicts of features; 'image' HWC is the one flipped).
 
   Raises ValueError if `ds` has fewer than `local_batch` examples.
   """
@@ -54,13 +54,13 @@ def ordered_batches(ds, *, local_batch: int, seed: int, start_step: int = 0,
   steps_per_epoch = n // local_batch
   start_epoch, skip = divmod(int(start_step), steps_per_epoch)
   base_key = tf.constant([int(seed), int(stream_id)], dtype=tf.int64)
-  indexed = ds.enumerate()  # (i, (image, label)), i restarts at 0 every epoch
+  indexed = ds.enumerate()  # (i, example), i restarts at 0 every epoch
 
-  def flip(key, i, image, label):
+  def flip(key, i, ex):
     ex_key = tf.random.experimental.stateless_fold_in(key, i)
     do_flip = tf.random.stateless_uniform([], seed=ex_key) < 0.5
-    image = tf.where(do_flip, tf.reverse(image, axis=[1]), image)  # HWC: flip W
-    return image, label
+    image = ex["image"]
+    return dict(ex, image=tf.where(do_flip, tf.reverse(image, axis=[1]), image))  # HWC: flip W
 
   def epoch(e):
     key = tf.random.experimental.stateless_fold_in(base_key, e)
@@ -68,14 +68,13 @@ def ordered_batches(ds, *, local_batch: int, seed: int, start_step: int = 0,
         [], seed=key, minval=None, maxval=None, dtype=tf.int64)
     d = indexed.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
     if random_flip:
-      d = d.map(lambda i, ex: flip(key, i, *ex))
+      d = d.map(lambda i, ex: flip(key, i, ex))
     else:
       d = d.map(lambda i, ex: ex)
     return d.batch(local_batch, drop_remainder=True)
 
   out = tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max).flat_map(epoch)
   out = out.skip(skip)
-  out = out.map(lambda image, label: {"image": image, "label": label})
   options = tf.data.Options()
   options.deterministic = True
   return out.with_options(options).prefetch(tf.data.AUTOTUNE)

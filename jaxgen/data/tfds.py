@@ -1,12 +1,12 @@
 """TFDS data sets for jaxgen: registry, preparation, train iterators, eval splits.
 
 Public API
-  DATASETS / DatasetSpec / get_dataset_spec(name)   cheap: no TensorFlow import
+  DATASETS / DatasetSpec / get_dataset_spec(name)   from jaxgen.data.specs (cheap: no TensorFlow import)
   DatasetUnavailableError                            raised by prepare() within seconds
   network_available(host, port, timeout)             the probe prepare() uses (overridable)
   prepare(name, data_dir=None, download=True)        -> a prepared tfds builder
   make_train_iterator(data_config, *, global_batch_size, seed, start_step=0, ...)
-  load_split_numpy(name, split, data_dir=None)       -> {'image': uint8, 'label': int32}
+  load_split_numpy(name, split, data_dir=None)       -> the split's device features as numpy arrays
 
 Images stay uint8 through the host pipeline; scaling to [-1, 1] happens on the device.
 The training data order is a pure function of (seed, step, process): see
@@ -14,49 +14,16 @@ The training data order is a pure function of (seed, step, process): see
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import threading
 from typing import Any, Callable, Iterator, Optional
 
+from jaxgen.data.specs import DATASETS, DatasetSpec, get_dataset_spec  # noqa: F401  (re-exported)
+
 DOWNLOAD_HOST = "www.cs.toronto.edu"
 DOWNLOAD_PORT = 443
 PROBE_TIMEOUT_S = 3.0
-
-_CIFAR_HINT = (
-    "To prepare it, run on a machine that is online:\n"
-    "  python -c \"import tensorflow_datasets as tfds; "
-    "tfds.builder('{name}').download_and_prepare()\"\n"
-    "then copy ~/tensorflow_datasets/{name} into the data_dir above, or point the "
-    "run at a TFDS data_dir that holds it with --config.data.data_dir=/path/to/tensorflow_datasets.\n"
-    "No network at all? The offline preset --config=experiments/ddpm_cifar.py:quick "
-    "trains on the bundled 'digits' data set instead.")
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-  """Static facts about a data set, known without importing TensorFlow."""
-  name: str
-  image_shape: tuple[int, int, int]  # (H, W, C)
-  num_classes: int
-  train_split: str
-  eval_split: str
-  offline: bool  # True if it builds without network access
-  prepare_hint: str
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "cifar10": DatasetSpec(
-        name="cifar10", image_shape=(32, 32, 3), num_classes=10,
-        train_split="train", eval_split="test", offline=False,
-        prepare_hint=_CIFAR_HINT.format(name="cifar10")),
-    "digits": DatasetSpec(
-        name="digits", image_shape=(8, 8, 1), num_classes=10,
-        train_split="train", eval_split="test", offline=True,
-        prepare_hint=("Built offline from scikit-learn on first use "
-                      "(jaxgen.data.builders.digits).")),
-}
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -160,23 +127,33 @@ def prepare(name: str, data_dir=None, download: bool = True, *,
       f"cannot be downloaded now because {reason}.\n{spec.prepare_hint}")
 
 
+def _cast_features(tf, ex, features):
+  """A TFDS example -> {feature: tensor}, integers as int32 (what the device gets)."""
+  out = {}
+  for f in features:
+    x = ex[f]
+    out[f] = x if f == "image" or not x.dtype.is_integer else tf.cast(x, tf.int32)
+  return out
+
+
 def load_split_numpy(name: str, split: str, data_dir=None, *,
                      download: bool = True) -> dict[str, Any]:
-  """The whole `split` in memory: {'image': uint8 (N,H,W,C), 'label': int32 (N,)}.
-
-  Never drops a remainder; for evaluation and for small data sets.
-  """
+  """The whole `split` in memory: {'image': uint8 (N,H,W,C), 'label': int32 (N,), ...every feature of the
+  data set's spec}. Never drops a remainder; for evaluation and for small data sets."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   spec = get_dataset_spec(name)
   builder = prepare(name, data_dir, download)
   ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
-  arrays = tfds.as_numpy(ds)
-  image = np.asarray(arrays["image"], dtype=np.uint8)
+  arrays = {k: np.asarray(v) for k, v in tfds.as_numpy(ds).items() if k in spec.features}
+  image = arrays["image"] = arrays["image"].astype(np.uint8)
   if image.shape[1:] != spec.image_shape:
     raise ValueError(f"{name}/{split}: image shape {image.shape[1:]}, "
                      f"expected {spec.image_shape}")
-  return {"image": image, "label": np.asarray(arrays["label"], dtype=np.int32)}
+  for k, v in arrays.items():
+    if k != "image" and np.issubdtype(v.dtype, np.integer):
+      arrays[k] = v.astype(np.int32)
+  return arrays
 
 
 def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
@@ -184,8 +161,8 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
                         process_count: Optional[int] = None) -> Iterator[dict]:
   """Iterator of this process's training batches, starting at global `start_step`.
 
-  Yields {'image': uint8 (local_batch, H, W, C), 'label': int32 (local_batch,)}
-  with local_batch = global_batch_size // process_count. `data_config` has
+  Yields {'image': uint8 (local_batch, H, W, C), 'label': int32 (local_batch,), ...} (the spec's device
+  features, jaxgen.data.specs) with local_batch = global_batch_size // process_count. `data_config` has
   fields `name`, `data_dir`, `random_flip`, `download`. The batch yielded for
   step s depends only on (seed, s, process_index, process_count), so a run
   resumed with start_step=s continues exactly where it stopped.
@@ -213,7 +190,7 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
   if process_count > 1:
     split = tfds.even_splits(split, n=process_count)[process_index]
   ds = builder.as_dataset(split=split, shuffle_files=False)
-  ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
+  ds = ds.map(lambda ex: _cast_features(tf, ex, spec.device_features))
   ds = ordering.ordered_batches(
       ds, local_batch=local_batch, seed=seed, start_step=start_step,
       stream_id=process_index, random_flip=bool(data_config.random_flip),

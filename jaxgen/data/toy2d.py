@@ -60,7 +60,7 @@ def eight_gaussians_entropy(num_samples: int = 1_000_000, seed: int = 0) -> floa
 
 def toy2d_iterator(name: str, *, global_batch_size: int, seed: int, start_step: int = 0,
                    process_index: Optional[int] = None, process_count: Optional[int] = None) -> Iterator[dict]:
-  """Endless {'x': float32 (local_batch, 2)} batches; the batch of step s depends only on (seed, s, process)."""
+  """Endless {'points': float32 (local_batch, 2)} batches; the batch of step s depends only on (seed, s, process)."""
   if name not in TOY2D:
     raise ValueError(f"unknown toy 2-D dataset {name!r}; choose one of: {', '.join(TOY2D)}")
   if process_index is None or process_count is None:
@@ -70,5 +70,5 @@ def toy2d_iterator(name: str, *, global_batch_size: int, seed: int, start_step: 
   step = start_step
   while True:
     rng = np.random.default_rng([seed, step, process_index])
-    yield {"x": sample_toy2d(name, local, rng)}
+    yield {"points": sample_toy2d(name, local, rng)}
     step += 1

@@ -1,7 +1,7 @@
-"""Build a DDPM from an ml_collections config, validating it first (no JAX computation, nothing compiled)."""
+"""Build a DDPM from an ml_collections config; `validate_ddpm_config` runs first (no JAX computation)."""
 from __future__ import annotations
 
-from jaxgen.data.tfds import get_dataset_spec
+from jaxgen.data.specs import get_dataset_spec
 from jaxgen.diffusion import samplers, schedules
 from jaxgen.diffusion.ddpm import DDPM
 
@@ -10,6 +10,8 @@ def validate_ddpm_config(config) -> None:
   """Raise ValueError naming the bad value: dataset, schedule, sampler variance, U-Net shape."""
   from jaxgen.nn.unet import check_unet_config
   spec = get_dataset_spec(config.data.name)
+  if spec.kind != "image":
+    raise ValueError(f"data.name={spec.name!r} holds {spec.kind}; the DDPM U-Net trains on images")
   h, w, _ = spec.image_shape
   m = config.model
   for size in sorted({h, w}):
@@ -28,8 +30,8 @@ def validate_ddpm_config(config) -> None:
 
 
 def make_ddpm(config) -> DDPM:
+  """Assumes a validated config."""
   from jaxgen.nn.unet import UNet
-  validate_ddpm_config(config)
   spec = get_dataset_spec(config.data.name)
   m, d = config.model, config.diffusion
   network = UNet(ch=m.ch, ch_mult=tuple(m.ch_mult), num_res_blocks=m.num_res_blocks,

@@ -1,7 +1,8 @@
 """DDPM (Ho et al. 2020) as a model family for the shared trainer.
 
 The method is a frozen dataclass holding its static settings and its network; its functions are pure
-functions of a params pytree. The trainer calls `init`, `train_step` and `sample`.
+functions of a params pytree. The trainer calls `init`, differentiates `loss` and calls `sample` for grids
+(jaxgen.train.family). Settings are validated from the config (jaxgen.diffusion.build) before it is built.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxgen.data.image import uint8_to_signed_unit
 from jaxgen.diffusion import gaussian, samplers
@@ -25,10 +25,6 @@ class DDPM:
   image_shape: Tuple[int, int, int]  # (H, W, C)
   variance: str = "fixed_large"      # sampler variance, see jaxgen.diffusion.samplers
   clip_x0: bool = True               # clip the predicted x_0 to [-1, 1] while sampling
-
-  def __post_init__(self):
-    if self.variance not in samplers.VARIANCES:
-      raise ValueError(f"unknown sampler variance {self.variance!r}; choose one of: {', '.join(samplers.VARIANCES)}")
 
   def init(self, rng, batch=None) -> Any:
     """Network parameters; only the image shape matters, so `batch` may be None."""
@@ -48,14 +44,6 @@ class DDPM:
     loss_rng, dropout_rng = jax.random.split(rng)
     loss, _ = gaussian.eps_mse_loss(self.schedule, self.eps_fn(params, train=train, rng=dropout_rng), x0, loss_rng)
     return loss, {"loss": loss}
-
-  def train_step(self, state, batch, rng):
-    """One optimizer step on L_simple (the trainer supplies `state.apply_gradients` with EMA and clipping)."""
-    grad_fn = jax.value_and_grad(lambda p: self.loss(p, batch, rng, train=True), has_aux=True)
-    (_, metrics), grads = grad_fn(state.params)
-    new_state = state.apply_gradients(grads)
-    metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
-    return new_state, metrics
 
   def sample(self, params, rng, num: int):
     """`num` images in [-1, 1] by ancestral sampling with all T steps."""

@@ -39,7 +39,7 @@ class DigitsProbe:
   test_accuracy: float
 
 
-def _to_unit_pixels(images) -> np.ndarray:
+def to_unit_pixels(images) -> np.ndarray:
   """(N, 8, 8[, 1]) uint8 0..255 or float [-1, 1] -> float32 (N, 64) in [0, 1]."""
   x = np.asarray(images)
   if x.ndim == 4 and x.shape[-1] == 1:
@@ -62,14 +62,14 @@ def fit_digits_classifier(seed: int = 0) -> DigitsProbe:
   x_train, y_train = digits_split_arrays("train")
   x_test, y_test = digits_split_arrays("test")
   model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
-  model.fit(_to_unit_pixels(x_train), y_train)
-  accuracy = float(model.score(_to_unit_pixels(x_test), y_test))
+  model.fit(to_unit_pixels(x_train), y_train)
+  accuracy = float(model.score(to_unit_pixels(x_test), y_test))
   return DigitsProbe(model=model, test_accuracy=accuracy)
 
 
 def score_digit_samples(probe: DigitsProbe, images) -> dict[str, Any]:
   """Scores generated images (uint8 0..255 or float [-1, 1], (N, 8, 8, 1))."""
-  x = _to_unit_pixels(images)
+  x = to_unit_pixels(images)
   if len(x) == 0:
     raise ValueError("no images to score")
   proba = probe.model.predict_proba(x)

@@ -1,4 +1,4 @@
-"""A plain discriminative baseline: an MLP classifier trained by cross-entropy with Adam (full-batch epochs)."""
+"""A plain discriminative baseline: an MLP classifier trained by cross-entropy with AdamW on random minibatches."""
 from __future__ import annotations
 
 import jax

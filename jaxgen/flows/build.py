@@ -1,4 +1,4 @@
-"""Build NICE, RealNVP and Glow flows from an ml_collections config; validation first (nothing compiled).
+"""Build NICE, RealNVP and Glow flows from an ml_collections config; `validate_flow_config` runs first.
 
 config.model fields
   kind: 'nice' | 'realnvp' | 'glow'
@@ -6,7 +6,7 @@ config.model fields
     realnvp: num_scales, couplings_per_scale (3 in the paper; the last scale gets one more), hidden,
              num_blocks (residual blocks of the s/t network), scale ('tanh' | 'sigmoid'), logit_alpha
     glow:    num_levels, depth (steps per level), hidden, coupling ('affine' | 'additive')
-  2-D points (config.data.name in jaxgen.data.toy2d.TOY2D):
+  2-D points (a data set of kind 'points', jaxgen.data.specs):
     num_steps, hidden, num_layers; nice: additive couplings + diagonal scaling; realnvp: affine couplings
     (tanh scale); glow: actnorm + invertible linear map + affine coupling (sigmoid scale)
   num_classes: 0, or the data set's number of classes for a class-dependent prior (images only)
@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 
+from jaxgen.data.specs import get_dataset_spec
+from jaxgen.flows import dequantize as dq
 from jaxgen.flows.bijector import Chain, Repeat
-from jaxgen.flows.coupling import Coupling, DiagonalScaling, SCALES
+from jaxgen.flows.coupling import KINDS as COUPLING_KINDS, Coupling, DiagonalScaling, SCALES
 from jaxgen.flows.glow import glow_step
 from jaxgen.flows.model import FlowModel
 from jaxgen.flows.multiscale import Level, MultiScale
@@ -30,8 +32,7 @@ KINDS = ("nice", "realnvp", "glow")
 
 
 def _is_toy(config) -> bool:
-  from jaxgen.data.toy2d import TOY2D
-  return config.data.name in TOY2D
+  return get_dataset_spec(config.data.name).kind == "points"
 
 
 def _positive(m, *names):
@@ -50,7 +51,6 @@ def validate_flow_config(config) -> None:
     if m.get("num_classes", 0):
       raise ValueError(f"model.num_classes={m.num_classes}: class-conditional flows are for images only")
     return
-  from jaxgen.data.tfds import get_dataset_spec
   spec = get_dataset_spec(config.data.name)
   if m.kind == "nice":
     raise ValueError("model.kind='nice' is for the 2-D data sets; use 'realnvp' or 'glow' (coupling='additive' "
@@ -62,14 +62,13 @@ def validate_flow_config(config) -> None:
   if m.num_blocks < 0:
     raise ValueError(f"model.num_blocks={m.num_blocks} must be >= 0")
   pre = m.get("preprocessing", None)
-  if pre is not None and pre not in ("shift", "logit"):
-    raise ValueError(f"model.preprocessing={pre!r}; choose 'shift' or 'logit'")
-  from jaxgen.flows.dequantize import check_num_bins
+  if pre is not None and pre not in dq.PREPROCESSINGS:
+    raise ValueError(f"model.preprocessing={pre!r}; choose one of: {', '.join(dq.PREPROCESSINGS)}")
   from jaxgen.nn.conditioners import CONV_IMPLS
   if m.get("conv_impl", "auto") not in CONV_IMPLS:
     raise ValueError(f"model.conv_impl={m.conv_impl!r}; choose one of: {', '.join(CONV_IMPLS)}")
   try:
-    check_num_bins(m.get("num_bins", 256))
+    dq.check_num_bins(m.get("num_bins", dq.NUM_BINS))
   except ValueError as e:
     raise ValueError(f"model.{e}") from None
   if m.kind == "realnvp":
@@ -80,8 +79,8 @@ def validate_flow_config(config) -> None:
       raise ValueError(f"model.logit_alpha={m.logit_alpha} must lie in [0, 0.5)")
   else:
     _positive(m, "num_levels", "depth")
-    if m.coupling not in ("affine", "additive"):
-      raise ValueError(f"model.coupling={m.coupling!r}; choose 'affine' or 'additive'")
+    if m.coupling not in COUPLING_KINDS:
+      raise ValueError(f"model.coupling={m.coupling!r}; choose one of: {', '.join(COUPLING_KINDS)}")
   _image_bijector(m, spec.image_shape, nc)     # geometry checks (squeezes vs image size)
 
 
@@ -127,14 +126,13 @@ def _toy_bijector(m):
 
 
 def make_flow(config) -> FlowModel:
-  validate_flow_config(config)
+  """Assumes a validated config."""
   m = config.model
   if _is_toy(config):
     return FlowModel(_toy_bijector(m), event_shape=(2,), preprocessing=None)
-  from jaxgen.data.tfds import get_dataset_spec
   spec = get_dataset_spec(config.data.name)
   nc = m.get("num_classes", 0)
   pre = m.get("preprocessing", None) or ("logit" if m.kind == "realnvp" else "shift")
   return FlowModel(_image_bijector(m, spec.image_shape, nc), event_shape=tuple(spec.image_shape),
                    preprocessing=pre, logit_alpha=m.get("logit_alpha", 0.05), num_classes=nc,
-                   num_bins=m.get("num_bins", 256))
+                   num_bins=m.get("num_bins", dq.NUM_BINS))

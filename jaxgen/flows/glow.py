@@ -10,9 +10,10 @@ pure function of the example batch and runs only when params are created; a rest
 trained b and log_s back and nothing re-initialises them (there is no "initialised" flag to lose).
 
 Invertible 1x1 conv, LU form: W = P L (U + diag(sign_s * exp(log_s))), with P a fixed permutation, L unit
-lower-triangular, U strictly upper-triangular, sign_s fixed; log|det W| = sum(log_s). P and sign_s ride in the
-params pytree behind `stop_gradient`, so they get zero gradients and never move. Initialised from a random
-rotation, as in Glow.
+lower-triangular, U strictly upper-triangular, sign_s fixed; log|det W| = sum(log_s). P ('permutation') and
+sign_s are constants (CONSTANT_KEYS): they ride in the params pytree, labelled 'frozen' for the trainer's
+optimizer (FlowModel.param_labels), so no update and no weight decay ever moves them, and behind
+`stop_gradient`. Initialised from a random rotation, as in Glow.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from jaxgen.flows.bijector import Chain, check_batched
 from jaxgen.flows.coupling import Coupling
 
 ACTNORM_EPS = 1e-6
+CONSTANT_KEYS = ("permutation", "sign_s")    # InvertibleConv1x1 parameters that are constants, never trained
 
 
 def _num_positions(x) -> int:
@@ -66,13 +68,13 @@ class InvertibleConv1x1:
     w, _ = jnp.linalg.qr(jax.random.normal(rng, (c, c), jnp.float32))
     p, lower, upper = jsl.lu(w)
     s = jnp.diag(upper)
-    return {"p": p, "sign_s": jnp.sign(s), "lower": jnp.tril(lower, -1), "upper": jnp.triu(upper, 1),
+    return {"permutation": p, "sign_s": jnp.sign(s), "lower": jnp.tril(lower, -1), "upper": jnp.triu(upper, 1),
             "log_s": jnp.log(jnp.abs(s))}
 
   @staticmethod
   def _factors(params):
     c = params["log_s"].shape[0]
-    p = jax.lax.stop_gradient(params["p"])
+    p = jax.lax.stop_gradient(params["permutation"])
     sign = jax.lax.stop_gradient(params["sign_s"])
     lower = jnp.tril(params["lower"], -1) + jnp.eye(c)
     upper = jnp.triu(params["upper"], 1) + jnp.diag(sign * jnp.exp(params["log_s"]))

@@ -93,7 +93,8 @@ def initial_latent(model, params, estimate01):
 
 def map_estimate(model, params, y, mask, eps0, *, sigma: float, steps: int, learning_rate: float,
                  prior_weight: float = 1.0):
-  """argmin_eps of the negative log posterior by Adam from eps0; returns (x in [0, 1], eps)."""
+  """argmin_eps of the negative log posterior by Adam from eps0; returns (x in [0, 1], eps, the fraction of
+  steps accepted over images and steps)."""
   energies = _energies(model, params, y, mask, sigma, prior_weight)
   energy = lambda eps: jnp.sum(energies(eps)[0])   # noqa: E731  (images are independent)
   tx = optax.adam(learning_rate)

@@ -15,9 +15,11 @@ from typing import Any, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxgen.flows import dequantize as dq
+from jaxgen.flows.glow import CONSTANT_KEYS
+from jaxgen.train.family import grid_labels
+from jaxgen.train.optim import DEFAULT_GROUP, FROZEN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,13 +30,6 @@ class FlowModel:
   logit_alpha: float = 0.05
   num_classes: int = 0                   # > 0: class-dependent prior, batches need 'label'
   num_bins: int = dq.NUM_BINS            # images: the data's grey levels (dequantize.quantize)
-
-  def __post_init__(self):
-    if self.preprocessing is not None and self.preprocessing not in dq.PREPROCESSINGS:
-      raise ValueError(f"unknown preprocessing {self.preprocessing!r}; choose one of: {', '.join(dq.PREPROCESSINGS)}")
-    if not 0.0 <= self.logit_alpha < 0.5:
-      raise ValueError(f"logit_alpha={self.logit_alpha} must lie in [0, 0.5)")
-    dq.check_num_bins(self.num_bins)
 
   @property
   def is_image(self) -> bool:
@@ -82,7 +77,7 @@ class FlowModel:
     return -log_p
 
   def _data(self, batch):
-    return batch["image"] if self.is_image else batch["x"]
+    return batch["image"] if self.is_image else batch["points"]
 
   def loss(self, params, batch, rng):
     per_example = self.nll(params, self._data(batch), rng, self._labels(batch))
@@ -90,6 +85,12 @@ class FlowModel:
     return loss, {"loss": loss, ("bits_per_dim" if self.is_image else "nll_nats"): loss}
 
   # --- trainer interface -----------------------------------------------------------------------------------
+  def param_labels(self, params):
+    """The invertible 1x1 convolutions' permutation and signs are constants ('frozen'); the rest trains."""
+    def label(path, _):
+      return FROZEN if getattr(path[-1], "key", None) in CONSTANT_KEYS else DEFAULT_GROUP
+    return jax.tree_util.tree_map_with_path(label, params)
+
   def init(self, rng, batch):
     """Parameters, with data-dependent init (actnorm) on this batch; a restored checkpoint replaces them."""
     data = self._data(batch)
@@ -99,14 +100,11 @@ class FlowModel:
     y, _ = self.to_flow_space(data, dq_rng if self.is_image else None)
     return self.bijector.init(init_rng, y, self._labels(batch))
 
-  def train_step(self, state, batch, rng):
-    (_, metrics), grads = jax.value_and_grad(lambda p: self.loss(p, batch, rng), has_aux=True)(state.params)
-    return state.apply_gradients(grads), dict(metrics, grad_norm=optax.tree.norm(grads))
-
-  def sample(self, params, rng, num: int, temperature: float = 1.0, labels=None):
-    """`num` samples decoded from temperature * N(0, I); images in [-1, 1]."""
+  def sample(self, params, rng, num: int, labels=None, temperature: float = 1.0):
+    """`num` samples decoded from temperature * N(0, I); images in [-1, 1]. Conditional: `labels` (N,), by
+    default classes in equal consecutive runs (jaxgen.train.family.grid_labels)."""
     if self.num_classes and labels is None:
-      labels = jnp.arange(num) % self.num_classes
+      labels = grid_labels(num, self.num_classes)
     eps = temperature * jax.random.normal(rng, (num, self.latent_size(params)), jnp.float32)
     return self.decode(params, eps, labels)
 

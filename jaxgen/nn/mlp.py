@@ -26,6 +26,13 @@ def leaky_relu_02(x):
   return nn.leaky_relu(x, 0.2)
 
 
+class MLPLogit(MLP):
+  """An MLP with one output unit, returned as (B,): the discriminator of the toy GANs."""
+
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    return super().__call__(x)[:, 0]
+
+
 class ImageMLP(MLP):
   """An MLP whose output is reshaped to (B, H, W, -1): the decoder of an MLP VAE."""
   image_hw: Sequence[int] = (8, 8)

@@ -42,26 +42,69 @@ def save_image_grid(path: str, images, *, ncols: Optional[int] = None, min_size:
   return path
 
 
-def plot_loss_curve(metrics_path: str, out_path: str, key: str = "loss") -> Optional[str]:
-  """Plot `key` against `step` from a metrics.jsonl file (log-scale y); returns the PNG path or None."""
-  steps, values = [], []
-  with open(metrics_path) as f:
-    for line in f:
-      row = json.loads(line)
-      if key in row and "step" in row:
-        steps.append(row["step"])
-        values.append(row[key])
-  if not steps:
+def save_samples_figure(path: str, samples, kind: Optional[str] = None, reference=None, title: str = ""):
+  """A run's picture of its samples: a grid for images (returns the uint8 grid), a scatter plot over the data
+  (`reference`, optional) for 2-D points (returns None). kind: 'image' | 'points' (the data set's kind;
+  None: images are (N, H, W, C), points (N, D))."""
+  samples = np.asarray(samples)
+  if kind == "points" or (kind is None and samples.ndim == 2):
+    save_scatter(path, samples, reference, title=title)
     return None
+  save_image_grid(path, samples)
+  return image_grid(signed_unit_to_uint8(samples) if samples.dtype != np.uint8 else samples)
+
+
+def save_scatter(path: str, points, reference=None, title: str = "", limit: float = 3.0) -> str:
+  """2-D points (N, 2) over optional reference points, e.g. generator samples over the data."""
+  plt = _pyplot()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+  if reference is not None:
+    ax.scatter(reference[:, 0], reference[:, 1], s=2, alpha=0.3, label="data")
+  ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.3, label="samples")
+  ax.set_xlim(-limit, limit)
+  ax.set_ylim(-limit, limit)
+  ax.set_aspect("equal")
+  ax.legend(loc="upper right", fontsize=6, markerscale=4)
+  ax.set_title(title, fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
+def _pyplot():
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  return plt
+
+
+def read_metrics(metrics_path: str):
+  """The rows of a metrics.jsonl file (a list of dicts)."""
+  with open(metrics_path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_loss_curves(metrics_path: str, out_path: str) -> Optional[str]:
+  """Every 'train/*loss' metric against the step (one line each; log-scale y when all positive)."""
+  rows = read_metrics(metrics_path)
+  keys = sorted({k for r in rows for k in r if k.startswith("train/") and k.endswith("loss")})
+  if not keys:
+    return None
+  plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-  ax.plot(steps, values, lw=1)
-  if min(values) > 0:
+  positive = True
+  for k in keys:
+    pts = [(r["step"], r[k]) for r in rows if k in r]
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1, label=k[len("train/"):])
+    positive = positive and min(p[1] for p in pts) > 0
+  if positive:
     ax.set_yscale("log")
   ax.set_xlabel("step")
-  ax.set_ylabel(key)
+  ax.set_ylabel("training loss")
+  if len(keys) > 1:
+    ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(out_path)

@@ -104,8 +104,10 @@ class Progress:
             "eta_sec": (self.total - step) / max(steps_per_sec, 1e-9)}
 
 
-def format_progress(step: int, total: int, loss: float, rates: Dict[str, float]) -> str:
-  parts = [f"step {step}/{total}", f"loss {loss:.5f}"]
+def format_progress(step: int, total: int, metrics: Dict[str, float], rates: Dict[str, float]) -> str:
+  """'step 1200/2000 | loss 0.07311 | 410.3 img/s | ETA 1:58' (every logged '*loss' metric is shown)."""
+  parts = [f"step {step}/{total}"]
+  parts += [f"{k[len('train/'):]} {v:.5f}" for k, v in metrics.items() if k.startswith("train/") and k.endswith("loss")]
   if rates:
     parts += [f"{rates['images_per_sec']:.1f} img/s", f"ETA {_hms(rates['eta_sec'])}"]
   return " | ".join(parts)

@@ -1,15 +1,23 @@
-"""Run an experiment: the steps every `experiments/*.py` main shares, in the order they must happen.
+"""Run an experiment, and rebuild a finished one: the steps every command shares, in the order they must happen.
 
-1. XLA flags and PRNG choice (before JAX starts), 2. join a multi-host job if asked, 3. validate the config
-(names the bad value, nothing compiled yet), 4. prepare the data (fails within seconds if it cannot),
-5. train with the shared trainer.
+`run` (what every experiment's main does):
+  1. XLA flags and PRNG choice (before JAX starts), 2. join a multi-host job if asked, 3. validate the config
+  (the family's rules, its evaluations, the trainer's fields: names the bad value, nothing compiled yet),
+  4. prepare the data (fails within seconds if it cannot), 5. train the family with the shared trainer, or,
+  for a study config, run the study over a finished run.
+`load_run(workdir)` reads the config.json a run wrote (it names the experiment and preset), rebuilds the family
+through the registry and restores the state of the latest (or a given) checkpoint: the sample, evaluate and
+sweep commands use it, and so does a family that takes a frozen part of another run.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
-from typing import Callable, Optional
+from typing import Any, Dict, Optional
 
+from jaxgen import registry
 from jaxgen.train import runtime
 
 
@@ -17,49 +25,79 @@ class ConfigError(ValueError):
   """The config was rejected before anything compiled."""
 
 
-def run_experiment(config, workdir: str, *, validate: Callable, build_family: Callable,
-                   data_fn_factory: Optional[Callable] = None, eval_fn_factory: Optional[Callable] = None,
-                   multihost: bool = False,
-                   coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-                   process_id: Optional[int] = None):
+def _validate(config, family=None):
+  import jax
+  from jaxgen.train import trainer
+  try:
+    registry.validate_config(config)
+    if family is not None:
+      trainer.validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count(),
+                                    groups=trainer.param_groups(family))
+  except ValueError as e:
+    raise ConfigError(f"bad config: {e}") from e
+
+
+def run_record(config, experiment: str, workdir: str) -> Dict[str, Any]:
+  """What a run's config.json holds: enough for load_run to rebuild it."""
+  return {"experiment": experiment, "preset": config.get("preset"), "config": config.to_dict(),
+          "runtime": runtime.runtime_info(), "workdir": os.path.abspath(workdir)}
+
+
+def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
+        coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
+        process_id: Optional[int] = None):
   runtime.configure_jax(config)
   if multihost:
     from jaxgen.train.parallel import initialize_distributed
     initialize_distributed(coordinator_address, num_processes, process_id)
-  import jax
+  if config.get("study"):
+    return run_study(config, workdir, experiment=experiment)
+  from jaxgen.data import get_dataset_spec, load_split
   from jaxgen.train import trainer
-  try:
-    validate(config)
-    trainer.validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count())
-  except ValueError as e:
-    raise ConfigError(f"bad config: {e}") from e
-  data_fn = (data_fn_factory or tfds_data_fn)(config)
-  family = build_family(config)
-  config_dict = {"config": config.to_dict(), "runtime": runtime.runtime_info(), "workdir": os.path.abspath(workdir)}
-  eval_fn = eval_fn_factory(config, family) if eval_fn_factory else None
-  return trainer.train(family, config, workdir, data_fn, config_dict=config_dict, eval_fn=eval_fn)
+  _validate(config)
+  entry = registry.family_entry(config.family)
+  family = registry.resolve(entry.build)(config)
+  _validate(config, family)
+  data_fn = registry.resolve(entry.data_fn)(config)
+  spec = get_dataset_spec(config.data.name)
+  reference = load_split(config, spec.eval_split)["points"][:2000] if spec.kind == "points" else None
+  eval_fn = registry.make_eval_fn(config, family, workdir)
+  return trainer.train(family, config, workdir, data_fn, config_dict=run_record(config, experiment, workdir),
+                       eval_fn=eval_fn, sample_kind=spec.kind, reference_points=reference)
 
 
-def tfds_data_fn(config):
-  """Prepare the TFDS data set now (fast failure) and return start_step -> iterator of local batches."""
-  from jaxgen.data import tfds
-  tfds.prepare(config.data.name, config.data.get("data_dir"), config.data.get("download", True))
-  return lambda start_step: tfds.make_train_iterator(config.data, global_batch_size=config.batch_size,
-                                                     seed=config.seed, start_step=start_step)
+def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
+  """A study over a finished run (config.study names it in jaxgen.registry.STUDIES): results in workdir."""
+  import jax
+  from jaxgen.train.logging import MetricWriter
+  if config.study not in registry.STUDIES:
+    raise ConfigError(f"bad config: study={config.study!r}; choose one of: {', '.join(registry.STUDIES)}")
+  source = config.get("prior_workdir")
+  if not source or not os.path.exists(os.path.join(source, "config.json")):
+    raise ConfigError(f"bad config: prior_workdir={source!r} holds no finished run (no config.json); train the "
+                      f"prior first (see this experiment's docstring) or point --config.prior_workdir at its workdir")
+  writer = MetricWriter(workdir, enabled=jax.process_index() == 0, tensorboard=False)
+  writer.write_config(run_record(config, experiment, workdir))
+  results = registry.resolve(registry.STUDIES[config.study])(config, workdir)
+  writer.write_scalars(int(results.get("prior_step", 0)),
+                       {f"test/{k}": float(v) for k, v in results.items() if k != "prior_step"})
+  print(f"{config.study} on {source}: " + ", ".join(f"{k} {v:.2f}" for k, v in results.items()), flush=True)
+  return results
 
 
-def run_main(config, workdir: str, *, validate: Callable, build_family: Callable, flags, data_fn_factory=None,
-             eval_fn_factory=None):
+def run_cli(flags, *, experiment: str):
   """What every experiment's absl main does: run, and turn the expected failures into clear exits."""
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
   if not flags.is_parsed() or "verbosity" not in flags or not flags["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)   # Orbax logs every save at INFO; -v=0 brings it back
+  config = flags.config
+  workdir = flags.workdir or os.path.join("workdirs", f"{experiment.split('.')[-1]}_{config.preset}")
   try:
-    run_experiment(config, workdir, validate=validate, build_family=build_family, data_fn_factory=data_fn_factory,
-                   eval_fn_factory=eval_fn_factory, multihost=flags.multihost, coordinator_address=flags.coordinator_address,
-                   num_processes=flags.num_processes, process_id=flags.process_id)
+    run(config, workdir, experiment=experiment, multihost=flags.multihost,
+        coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
+        process_id=flags.process_id)
   except (ConfigError, DatasetUnavailableError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
@@ -69,3 +107,94 @@ def run_main(config, workdir: str, *, validate: Callable, build_family: Callable
   except TrainingInterrupted as e:
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
+
+
+# -- rebuilding a finished run ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Run:
+  """A finished (or interrupted) run rebuilt from its workdir."""
+  workdir: str
+  experiment: str
+  preset: Optional[str]
+  config: Any            # ml_collections.ConfigDict
+  family: Any
+  state: Any             # jaxgen.train.state.TrainState
+  step: int
+
+  @property
+  def params(self):
+    """The EMA params: what samples and evaluations use."""
+    return self.state.ema_params
+
+
+def _tuples(x):
+  if isinstance(x, dict):
+    return {k: _tuples(v) for k, v in x.items()}
+  if isinstance(x, list):
+    return tuple(_tuples(v) for v in x)
+  return x
+
+
+def read_run_config(workdir: str):
+  """(the config.json record, the run's config as a ConfigDict)."""
+  import ml_collections
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} holds no run: {path} does not exist (is it the --workdir of a training "
+                            "run?)")
+  with open(path) as f:
+    record = json.load(f)
+  return record, ml_collections.ConfigDict(_tuples(record["config"]))
+
+
+def _get(config, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
+
+
+def apply_overrides(config, overrides: Optional[Dict[str, Any]]):
+  for dotted, value in (overrides or {}).items():
+    *parents, leaf = dotted.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def load_run(workdir: str, *, step: Optional[int] = None, overrides: Optional[Dict[str, Any]] = None,
+             expect: Optional[Dict[str, Any]] = None) -> Run:
+  """Rebuild the family of the run in `workdir` and restore its checkpoint (`step`, default the latest).
+
+  overrides: {'dotted.field': value} applied to the run's config first (e.g. sampling settings);
+  expect: {'dotted.field': value} that the run's config must hold (a frozen part taken from another run must
+  be the one the new family was configured for); a mismatch raises ValueError naming the fields.
+  """
+  from jaxgen.data import example_batch
+  from jaxgen.train import parallel, trainer
+  from jaxgen.train.checkpoint import Checkpointer
+  record, config = read_run_config(workdir)
+  wrong = {k: (_get(config, k), v) for k, v in (expect or {}).items() if _get(config, k) != v}
+  if wrong:
+    raise ValueError(f"the run in {workdir} does not match: " +
+                     ", ".join(f"{k} is {have!r}, expected {want!r}" for k, (have, want) in wrong.items()))
+  apply_overrides(config, overrides)
+  runtime.configure_jax(config)
+  registry.validate_config(config)
+  family = registry.resolve(registry.family_entry(config.family).build)(config)
+  mesh = parallel.make_data_mesh()
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  try:
+    step = ckpt.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"{workdir} has no checkpoint in {ckpt.directory}")
+    abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
+    state = ckpt.restore(abstract, step)
+  finally:
+    ckpt.close()
+  return Run(workdir=os.path.abspath(workdir), experiment=record.get("experiment", ""), preset=record.get("preset"),
+             config=config, family=family, state=state, step=int(step))
+

@@ -1,20 +1,13 @@
-"""The one trainer every model family uses.
+"""The one trainer every model family uses (the family contract: jaxgen.train.family).
 
-A family is any object with
-  init(rng, batch) -> params                      (batch: a global example batch, for data-dependent init)
-  train_step(state, batch, rng) -> (state, metrics)   pure; metrics must contain 'loss'
-  sample(params, rng, num) -> images in [-1, 1]   optional; drawn with the EMA params for sample grids
-  make_optimizer(config) -> optax transformation   optional; default: Adam + warmup + clipping from config.optim
-                                                   (a GAN returns one transformation over both players' params)
-and `train(..., eval_fn=...)` takes an optional host-side evaluation, eval_fn(state, step) -> {name: scalar},
+The trainer owns the update (jaxgen.train.step: gradients, per-group optimizers with clipping and warm-up,
+EMA, the non-finite check), the ('data',) device mesh, checkpoints and resume, progress, metrics.jsonl,
+TensorBoard and sample grids. It knows nothing of noise schedules, log-dets or discriminators.
+`train(..., eval_fn=...)` takes an optional host-side evaluation, eval_fn(state, step) -> {name: scalar},
 called every config.eval_every steps and at the end, its results written to metrics.jsonl.
-The trainer owns the rest: optimizer and EMA (TrainState), the ('data',) device mesh, checkpoints and resume,
-the non-finite guard, progress, metrics, TensorBoard and sample grids. It knows nothing of noise schedules,
-log-dets or discriminators.
 """
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading
@@ -26,10 +19,12 @@ import numpy as np
 
 from jaxgen.train import parallel
 from jaxgen.train.checkpoint import Checkpointer
-from jaxgen.data.image import signed_unit_to_uint8
-from jaxgen.train.images import image_grid, plot_loss_curve, save_image_grid
+from jaxgen.train.family import MultiStepFamily
+from jaxgen.train.images import plot_loss_curves, save_samples_figure
 from jaxgen.train.logging import MetricWriter, Progress, format_progress, log
-from jaxgen.train.state import TrainState, learning_rate_schedule, make_optimizer
+from jaxgen.train.optim import DEFAULT_GROUP, check_optim_config, make_group_optimizer
+from jaxgen.train.state import TrainState
+from jaxgen.train.step import train_step
 
 DataFn = Callable[[int], Iterator[Any]]   # start_step -> iterator of process-local numpy batches
 
@@ -44,52 +39,65 @@ class TrainingInterrupted(Exception):
     self.signum, self.step = signum, step
 
 
-def validate_train_config(config, *, num_devices: int, num_processes: int = 1) -> None:
+def param_groups(family) -> tuple:
+  return tuple(getattr(family, "param_groups", (DEFAULT_GROUP,)))
+
+
+def validate_train_config(config, *, num_devices: int, num_processes: int = 1,
+                          groups=(DEFAULT_GROUP,)) -> None:
   """Raise ValueError naming the bad value; cheap, runs before anything compiles."""
   parallel.check_batch_size(config.batch_size, num_devices, num_processes)
-  o = config.optim
-  if not (isinstance(o.learning_rate, (int, float)) and math.isfinite(o.learning_rate) and o.learning_rate >= 0):
-    raise ValueError(f"optim.learning_rate={o.learning_rate} must be a finite number >= 0")
-  if o.warmup_steps < 0:
-    raise ValueError(f"optim.warmup_steps={o.warmup_steps} must be >= 0")
-  if not 0.0 <= o.ema_decay <= 1.0:
-    raise ValueError(f"optim.ema_decay={o.ema_decay} must lie in [0, 1]")
-  if o.get("grad_clip", 0.0) < 0:
-    raise ValueError(f"optim.grad_clip={o.grad_clip} must be >= 0 (0 disables clipping)")
+  check_optim_config(config.optim, groups)
+  if not 0.0 <= config.optim.ema_decay <= 1.0:
+    raise ValueError(f"optim.ema_decay={config.optim.ema_decay} must lie in [0, 1]")
   if config.num_train_steps <= 0:
     raise ValueError(f"num_train_steps={config.num_train_steps} must be positive")
   for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
     if config[name] <= 0:
       raise ValueError(f"{name}={config[name]} must be positive")
   for name in ("sample_every", "num_samples", "eval_every"):
-    if name not in config:
-      continue
-    if config[name] < 0:
+    if name in config and config[name] < 0:
       raise ValueError(f"{name}={config[name]} must be >= 0 (0 disables)")
+
+
+def make_optimizer(family, config):
+  return make_group_optimizer(config.optim, param_groups(family), getattr(family, "param_labels", None))
 
 
 def create_train_state(family, config, mesh, example_batch=None) -> TrainState:
   """Initialise params, optimizer state and EMA, replicated over the mesh (one compiled call)."""
-  tx = family.make_optimizer(config) if hasattr(family, "make_optimizer") else make_optimizer(config.optim)
-  base = jax.random.PRNGKey(config.seed)
-  init_rng, train_rng = jax.random.split(base)
+  opt = make_optimizer(family, config)
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
 
   def init(init_rng, train_rng, batch):
-    params = family.init(init_rng, batch)
-    return TrainState.create(params=params, tx=tx, rng=train_rng, ema_decay=config.optim.ema_decay)
+    return TrainState.create(params=family.init(init_rng, batch), opt=opt, rng=train_rng,
+                             ema_decay=config.optim.ema_decay)
 
+  return jax.jit(init, out_shardings=parallel.replicated(mesh))(init_rng, train_rng, example_batch)
+
+
+def abstract_train_state(family, config, mesh, example_batch) -> TrainState:
+  """The shapes, dtypes and shardings of create_train_state's result, computed without running it."""
+  opt = make_optimizer(family, config)
   repl = parallel.replicated(mesh)
-  return jax.jit(init, out_shardings=repl)(init_rng, train_rng, example_batch)
+
+  def init(batch):
+    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    return TrainState.create(params=family.init(init_rng, batch), opt=opt, rng=train_rng,
+                             ema_decay=config.optim.ema_decay)
+
+  shapes = jax.eval_shape(init, example_batch)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
 
 
 def make_train_step(family, mesh):
   """The compiled step: batch sharded over 'data', state replicated and donated; key = fold_in(rng, step)."""
+  if not (hasattr(family, "loss") or isinstance(family, MultiStepFamily)):
+    raise TypeError(f"{type(family).__name__} implements neither loss(params, batch, rng) nor "
+                    "update(state, batch, rng, opt) (jaxgen.train.family)")
   repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-
-  def step(state, batch):
-    return family.train_step(state, batch, state.step_rng())
-
-  return jax.jit(step, in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=(0,))
+  return jax.jit(lambda state, batch: train_step(family, state, batch), in_shardings=(repl, data),
+                 out_shardings=(repl, repl), donate_argnums=(0,))
 
 
 def make_sampler(family, mesh, num: int):
@@ -121,11 +129,35 @@ class _SignalFlag:
       signal.signal(s, h)
 
 
+def _first_non_finite(rows):
+  """(step, {name: value}) of the first step whose metrics are not all finite (or whose update was not)."""
+  for s, m in rows:
+    bad = {k: float(v) for k, v in m.items() if np.ndim(v) == 0 and not np.isfinite(v)}
+    if float(m.get("finite", 1.0)) != 1.0:
+      bad["gradients or updated parameters"] = float("nan")
+    if bad:
+      return s, bad
+  return None
+
+
+def _window_means(rows):
+  """'train/<name>': the mean over the window's steps; learning rates: the last step's (what it applied)."""
+  last = rows[-1][1]
+  return {f"train/{k}": float(last[k] if k.startswith("learning_rate") else np.mean([m[k] for _, m in rows]))
+          for k in last if np.ndim(last[k]) == 0 and k != "finite"}
+
+
 def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optional[dict] = None,
-          eval_fn: Optional[Callable[[TrainState, int], dict]] = None) -> TrainState:
-  """Train `family` for config.num_train_steps, resuming from workdir/checkpoints when present."""
+          eval_fn: Optional[Callable[[TrainState, int], dict]] = None, sample_kind: Optional[str] = None,
+          reference_points: Optional[np.ndarray] = None) -> TrainState:
+  """Train `family` for config.num_train_steps, resuming from workdir/checkpoints when present.
+
+  sample_kind: 'image' (sample grids) or 'points' (scatter plots, over `reference_points` when given); the
+  data set's kind (jaxgen.data.specs), inferred from the samples' rank when None.
+  """
   is_main = jax.process_index() == 0
-  validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count())
+  validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count(),
+                        groups=param_groups(family))
   mesh = parallel.make_data_mesh()
   writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.get("tensorboard", True))
   writer.write_config(config_dict if config_dict is not None else config.to_dict())
@@ -139,10 +171,9 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
     state = ckpt.restore(state, start_step)
     _print(is_main, f"resumed from checkpoint at step {start_step} in {ckpt.directory}")
   total = config.num_train_steps
-  lr_at = learning_rate_schedule(config.optim.learning_rate, config.optim.warmup_steps)
 
   t0 = time.perf_counter()
-  train_step = make_train_step(family, mesh).lower(state, batch).compile()
+  compiled_step = make_train_step(family, mesh).lower(state, batch).compile()
   _print(is_main, f"compiled train step in {time.perf_counter() - t0:.1f} s on {jax.device_count()} device(s), "
                   f"{jax.process_count()} process(es); global batch {config.batch_size}")
   sampler = make_sampler(family, mesh, config.num_samples) if config.sample_every and config.num_samples and \
@@ -154,40 +185,40 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
       _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
   def write_samples(step):
-    if sampler is None:
-      return
-    images = parallel.fetch(sampler(state.ema_params, sample_rng))
+    samples = parallel.fetch(sampler(state.ema_params, sample_rng))
     if is_main:
-      path = save_image_grid(os.path.join(workdir, "samples", f"step_{step}.png"), images)
-      writer.write_image(step, "samples", image_grid(signed_unit_to_uint8(images)))
+      path = os.path.join(workdir, "samples", f"step_{step}.png")
+      grid = save_samples_figure(path, samples, sample_kind, reference_points, title=f"step {step} (EMA)")
+      if grid is not None:
+        writer.write_image(step, "samples", grid)
       _print(True, f"wrote {path}")
 
   eval_every = config.get("eval_every", 0) if eval_fn is not None else 0
   progress = Progress(total, start_step, config.batch_size)
-  step, pending, window = start_step, None, []
+  step, window = start_step, []        # window: (step, device metrics) since the last boundary
 
-  def check(item):
-    s, metrics = item
-    host = parallel.fetch(metrics)
-    bad = {k: float(v) for k, v in host.items() if np.ndim(v) == 0 and not np.isfinite(v)}
-    if bad:
+  def check_window():
+    """One host transfer per boundary: the metrics of every step since the last one, checked in order."""
+    rows = [(s, parallel.fetch(m)) for s, m in window]
+    window.clear()
+    bad = _first_non_finite(rows)
+    if bad is not None:
       ckpt.wait()
       raise NonFiniteLossError(
-          f"non-finite {bad} at step {s}; training stopped. The last good checkpoint is step "
+          f"non-finite {bad[1]} at step {bad[0]}; training stopped. The last good checkpoint is step "
           f"{ckpt.latest_step()} in {ckpt.directory} (rerunning resumes from it; lower the learning rate or "
           f"check the data if it recurs)")
-    window.append(host)
+    return rows
 
+  logged = []
   with _SignalFlag() as flag:
     try:
       while step < total:
         if step > start_step:
           batch = parallel.global_batch(next(data_iter), mesh)
-        state, metrics = train_step(state, batch)
+        state, metrics = compiled_step(state, batch)
         step += 1
-        if pending is not None:
-          check(pending)                 # the previous step: overlaps with this one
-        pending = (step, metrics)
+        window.append((step, metrics))
         if step == start_step + 1:
           progress.start(step)
         boundary = step % config.log_every == 0 or step % config.checkpoint_every == 0 or step == total \
@@ -195,15 +226,14 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
             or (eval_every and step % eval_every == 0)
         if not boundary:
           continue
-        check(pending)
-        pending = None
+        logged.extend(check_window())
         if step % config.log_every == 0 or step == total:
           rates = progress.report(step)
-          mean = {k: float(np.mean([m[k] for m in window])) for k in window[-1] if np.ndim(window[-1][k]) == 0}
-          window.clear()
-          mean.update(rates, learning_rate=float(lr_at(step)), elapsed_sec=time.perf_counter() - t0)
+          mean = _window_means(logged)
+          logged.clear()
+          mean.update({f"perf/{k}": v for k, v in rates.items()}, **{"perf/elapsed_sec": time.perf_counter() - t0})
           writer.write_scalars(step, mean)
-          _print(is_main, format_progress(step, total, mean["loss"], rates))
+          _print(is_main, format_progress(step, total, mean, rates))
         if step % config.checkpoint_every == 0 or step == total or flag.signum is not None:
           save(step)
         if sampler is not None and (step % config.sample_every == 0 or step == total):
@@ -220,7 +250,7 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
       ckpt.close()
       writer.flush()
   if is_main and os.path.exists(writer.metrics_path):
-    plot_loss_curve(writer.metrics_path, os.path.join(workdir, "loss_curve.png"))
+    plot_loss_curves(writer.metrics_path, os.path.join(workdir, "loss_curve.png"))
   _print(is_main, f"done: step {total}/{total}; this run trained {total - start_step} steps in "
                   f"{time.perf_counter() - t0:.1f} s; workdir {workdir}")
   return state

@@ -33,13 +33,6 @@ def num_params(name: str) -> int:
   return 1 if name == "bernoulli" else 2
 
 
-def dequantization(name: str) -> str:
-  """How the score relates to the data; recorded next to every bits/dim figure."""
-  return {"bernoulli": "binarised (Bernoulli(x/255)), bits/dim of binary data",
-          "gaussian": "uniform dequantisation, bound on 8-bit bits/dim",
-          "logistic": "discrete (exact 8-bit bin probabilities)"}[name]
-
-
 def log_prob_offset(name: str, num_dims: int) -> float:
   """The constant added to the summed log-likelihood to bound log P of the data (see the module doc)."""
   return -num_dims * math.log(128.0) if name == "gaussian" else 0.0

@@ -5,7 +5,7 @@ p(z) = N(0, I), p(x | z) one of `jaxgen.vae.likelihoods`. Training minimises
   -(E_q log p(x | z) - beta * KL(q(z | x) || p(z))) / D      (nats per dimension; one reparameterised sample)
 and logs the beta = 1 ELBO in bits/dim. `iwae_bound` gives log (1/k) sum_j p(x, z_j) / q(z_j | x), z_j ~ q,
 which is a tighter lower bound on log p(x) as k grows (k = 1 is the ELBO). Bits/dim are of 8-bit data with
-the dequantisation of the likelihood (see `likelihoods.dequantization`).
+the dequantisation of the likelihood (named in the docstring of `jaxgen.vae.likelihoods`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxgen.vae import likelihoods
 
@@ -41,13 +40,6 @@ class VAE:
   latent_dim: int
   likelihood: str = "logistic"
   beta: float = 1.0
-
-  def __post_init__(self):
-    likelihoods.check_likelihood(self.likelihood)
-    if not (self.beta >= 0 and math.isfinite(self.beta)):
-      raise ValueError(f"beta={self.beta} must be a finite number >= 0")
-    if self.latent_dim < 1:
-      raise ValueError(f"latent_dim={self.latent_dim} must be >= 1")
 
   @property
   def num_dims(self) -> int:
@@ -111,13 +103,9 @@ class VAE:
   def loss(self, params, batch, rng):
     t = self.elbo_terms(params, batch["image"], rng)
     loss = -jnp.mean(t["reconstruction"] - self.beta * t["kl"]) / self.num_dims
-    metrics = {"loss": loss, "elbo_bpd": jnp.mean(self.to_bits_per_dim(t["elbo"])),
+    metrics = {"loss": loss, "elbo_bits_per_dim": jnp.mean(self.to_bits_per_dim(t["elbo"])),
                "reconstruction_nats": -jnp.mean(t["reconstruction"]), "kl_nats": jnp.mean(t["kl"])}
     return loss, metrics
-
-  def train_step(self, state, batch, rng):
-    (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, batch, rng)
-    return state.apply_gradients(grads), dict(metrics, grad_norm=optax.tree.norm(grads))
 
   def sample(self, params, rng, num: int):
     """Decoder means of z ~ p(z): (num, H, W, C) in [-1, 1]."""

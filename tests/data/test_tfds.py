@@ -52,7 +52,7 @@ def _cifar_batches(n, **kw):
 
 
 def test_unknown_dataset_lists_allowed_names():
-  with pytest.raises(ValueError, match=r"'cifar100'.*cifar10, digits"):
+  with pytest.raises(ValueError, match=r"'cifar100'.*cifar10, digits, eight_gaussians"):
     jd.get_dataset_spec("cifar100")
   spec = jd.get_dataset_spec("digits")
   assert (spec.image_shape, spec.num_classes, spec.offline) == ((8, 8, 1), 10, True)

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FIXED = ("p", "sign_s")   # the LU conv's fixed permutation and signs
+from jaxgen.flows.glow import CONSTANT_KEYS as FIXED   # the LU conv's fixed permutation and signs
 
 
 def perturb(params, rng, scale=0.1):

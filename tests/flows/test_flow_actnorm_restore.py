@@ -19,7 +19,7 @@ def test_actnorm_data_dependent_init():
 def test_actnorm_not_reinitialised_after_restore(tmp_path):
   from experiments.flow_toy2d import get_config
   from jaxgen.flows.build import make_flow
-  from jaxgen.flows.experiment import toy2d_data_fn
+  from jaxgen.data import train_data_fn as toy2d_data_fn
   from jaxgen.train.trainer import train
   cfg = get_config("smoke")
   cfg.model.kind = "glow"

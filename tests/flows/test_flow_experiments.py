@@ -26,22 +26,26 @@ def _is_png(path):
   return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_glow_smoke_then_flow_inverse_on_its_workdir(tmp_path):
+def test_glow_smoke_then_flow_inverse_on_it(tmp_path):
   workdir = tmp_path / "glow"
   _cli("glow_cifar", "--config=experiments/glow_cifar.py:smoke", f"--workdir={workdir}")
-  final = [r for r in _rows(workdir) if r.get("step") == 4 and "test_bits_per_dim" in r]
-  assert len(final) == 1 and final[0]["num_test_examples"] == 300.0
-  assert 0 < final[0]["test_bits_per_dim"] < 20 and "samples_T0.7_probe_confidence" in final[0]
+  final = [r for r in _rows(workdir) if r.get("step") == 6 and "test/bits_per_dim" in r]
+  assert len(final) == 1 and final[0]["test/num_examples"] == 300.0
+  assert 0 < final[0]["test/bits_per_dim"] < 20
+  probe = [r for r in _rows(workdir) if "samples/T0.7/probe_mean_confidence" in r]
+  assert len(probe) == 1 and 0 < probe[0]["samples/T0.7/probe_mean_confidence"] <= 1
   for name in ("samples_T0.5.png", "samples_T0.7.png", "samples_T1.png", "interpolations.png",
                "manipulate_3_to_8.png"):
     assert _is_png(workdir / "figures" / name), name
-  # flow_inverse reuses the finished prior in that workdir (no training) and solves the problems
-  proc = _cli("flow_inverse", "--config=experiments/flow_inverse.py:smoke", f"--workdir={workdir}")
-  assert "resumed from checkpoint at step 4" in proc.stdout and "trained 0 steps" in proc.stdout
-  assert "inverse problems (PSNR dB" in proc.stdout
+  # flow_inverse is a study over the finished prior (load_run): its own workdir, nothing trained
+  study = tmp_path / "inverse"
+  proc = _cli("flow_inverse", "--config=experiments/flow_inverse.py:smoke", f"--config.prior_workdir={workdir}",
+              f"--workdir={study}")
+  assert "flow_inverse on" in proc.stdout and "denoise_psnr_map" in proc.stdout
+  assert not (study / "checkpoints").exists()
   for name in ("inverse_denoise.png", "inverse_inpaint.png"):
-    assert _is_png(workdir / "figures" / name), name
-  result = json.load(open(workdir / "inverse.json"))["psnr_db_mean_over_images"]
+    assert _is_png(study / "figures" / name), name
+  result = json.load(open(study / "inverse.json"))["psnr_db_mean_over_images"]
   assert result["num_test_examples"] == 300
   for task in ("denoise", "inpaint"):
     for est in ("no_prior", "latent_fit_no_prior", "map", "posterior_sample", "posterior_mean"):
@@ -50,6 +54,9 @@ def test_glow_smoke_then_flow_inverse_on_its_workdir(tmp_path):
   # the no-prior denoising estimate is the clipped observation: its PSNR is about 10 log10(1 / 0.2^2) = 14 dB
   # or better (clipping to [0, 1] only helps)
   assert 13.5 < result["denoise_psnr_no_prior"] < 18
+  row = _rows(study)[-1]
+  assert row["step"] == 6 and row["test/denoise_psnr_map"] == result["denoise_psnr_map"]
+  assert json.load(open(study / "config.json"))["config"]["study"] == "flow_inverse"
 
 
 def test_flow_classifier_and_realnvp_and_toy2d_smoke(tmp_path):
@@ -58,14 +65,17 @@ def test_flow_classifier_and_realnvp_and_toy2d_smoke(tmp_path):
   c = json.load(open(cls / "classifier.json"))
   assert c["num_test_examples"] == 300 and 0 <= c["flow_classifier_test_accuracy"] <= 1
   assert abs(c["mlp_num_params"] - c["flow_num_params"]) / c["flow_num_params"] < 0.1
+  last = _rows(cls)[-1]
+  assert last["test/classifier_accuracy"] == c["flow_classifier_test_accuracy"]
+  assert 0 <= last["samples/T0.7/probe_label_agreement"] <= 1      # conditional samples: asked class vs probe
 
   rnvp = tmp_path / "rnvp"
   _cli("realnvp_cifar", "--config=experiments/realnvp_cifar.py:smoke", f"--workdir={rnvp}")
-  assert any("test_bits_per_dim" in r for r in _rows(rnvp)) and _is_png(rnvp / "figures" / "samples_T0.7.png")
+  assert any("test/bits_per_dim" in r for r in _rows(rnvp)) and _is_png(rnvp / "figures" / "samples_T0.7.png")
 
   toy = tmp_path / "toy"
   _cli("flow_toy2d", "--config=experiments/flow_toy2d.py:smoke", "--config.data.name=eight_gaussians",
        f"--workdir={toy}")
-  last = [r for r in _rows(toy) if "test_nll_nats" in r][-1]
-  assert abs(last["true_entropy_nats"] - 1.697) < 0.01 and np.isfinite(last["test_nll_nats"])
-  assert _is_png(toy / "density.png")
+  last = [r for r in _rows(toy) if "test/kl_nats" in r][-1]
+  assert abs(last["test/true_entropy_nats"] - 1.697) < 0.01 and np.isfinite(last["test/kl_nats"])
+  assert _is_png(toy / "density.png") and _is_png(toy / "samples" / "step_6.png")    # a scatter plot of points

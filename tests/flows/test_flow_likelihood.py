@@ -32,7 +32,7 @@ def image_config(kind, num_classes=0, **model):
 def test_2d_density_integrates_to_one(kind):
   model = make_flow(toy_config(kind))
   x = jax.random.normal(jax.random.PRNGKey(0), (64, 2))
-  params = perturb(model.init(jax.random.PRNGKey(1), {"x": x}), jax.random.PRNGKey(2))
+  params = perturb(model.init(jax.random.PRNGKey(1), {"points": x}), jax.random.PRNGKey(2))
   axis = np.linspace(-8, 8, 321, dtype=np.float32)
   grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
   log_q = jax.jit(lambda g: -model.nll(params, g))(grid)
@@ -164,8 +164,10 @@ def test_config_validation_names_bad_values():
 
 def test_experiment_presets_validate():
   from experiments import flow_classifier, flow_inverse, flow_toy2d, glow_cifar, realnvp_cifar
-  for mod in (flow_toy2d, glow_cifar, realnvp_cifar, flow_classifier, flow_inverse):
+  for mod in (flow_toy2d, glow_cifar, realnvp_cifar, flow_classifier):
     for preset in mod.PRESETS:
       validate_flow_config(mod.get_config(preset))
     with pytest.raises(ValueError, match="unknown preset"):
       mod.get_config("huge")
+  with pytest.raises(ValueError, match="unknown preset"):
+    flow_inverse.get_config("huge")

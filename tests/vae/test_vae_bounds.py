@@ -114,7 +114,11 @@ def test_discretized_logistic_sums_to_one_over_256_values():
 def test_bad_settings_raise_naming_the_value():
   with pytest.raises(ValueError, match="'poisson'"):
     likelihoods.check_likelihood("poisson")
-  with pytest.raises(ValueError, match="beta=-1"):
-    VAE(encoder=None, decoder=None, image_shape=SHAPE, latent_dim=2, beta=-1.0)
+  from experiments.vae_digits import get_config
+  from jaxgen.vae.build import validate_vae_config
+  config = get_config("smoke")
+  config.model.beta = -1.0
+  with pytest.raises(ValueError, match="model.beta=-1"):
+    validate_vae_config(config)
   with pytest.raises(ValueError, match="num_samples=0"):
     tiny_vae("bernoulli").iwae_bound({}, images(1), jax.random.PRNGKey(0), 0)

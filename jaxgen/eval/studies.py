@@ -1,30 +1,43 @@
-"""End-of-training studies on a trained flow: the generative classifier and inverse problems (digits).
+"""Studies on trained flows (digits): the generative classifier and inverse problems.
 
-Each `*_hook(config, model, workdir)` returns hook(state, step) -> {name: scalar} for
-jaxgen.flows.experiment.image_eval_fn, and writes its details (JSON, images) into workdir.
+  make_flow_classifier_eval  (a final evaluation of a class-conditional flow run) Bayes' rule over the flow's
+                             exact class likelihoods vs an MLP classifier with about as many parameters, both on
+                             the held-out split; test/classifier_accuracy, test/mlp_accuracy; classifier.json
+  run_inverse_study          (a study over a finished run, experiments.flow_inverse) denoising and inpainting of
+                             the held-out digits with the flow as the prior: MAP and MALA posterior samples vs
+                             the no-prior estimate, PSNRs in inverse.json and figures/inverse_*.png
 """
 from __future__ import annotations
 
+import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.data import load_split
 from jaxgen.flows import inverse as inv
 from jaxgen.flows.classifier import empirical_log_prior, make_flow_classifier
-from jaxgen.flows.experiment import heldout_split, train_split, write_json
 
 
-def classifier_hook(config, model, workdir: str):
-  def hook(state, step):
-    from jaxgen.eval.plain_classifier import hidden_width_for, train_mlp_classifier
-    from jaxgen.nn.unet import count_params
-    train, test = train_split(config), heldout_split(config)
+def write_json(path, obj):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(obj, f, indent=2)
+  return path
+
+
+def make_flow_classifier_eval(config, model, workdir: str):
+  from jaxgen.eval.plain_classifier import hidden_width_for, train_mlp_classifier
+  from jaxgen.nn.unet import count_params
+
+  def eval_fn(state, step):
+    train, test = load_split(config, "train"), load_split(config, "test")
     log_prior = empirical_log_prior(train["label"], model.num_classes)
     classify = make_flow_classifier(model, state.ema_params, log_prior)
-    preds = np.concatenate([np.asarray(classify(test["image"][i:i + config.eval_batch_size])[0])
-                            for i in range(0, len(test["image"]), config.eval_batch_size)])
+    bs = config.eval.batch_size
+    preds = np.concatenate([np.asarray(classify(test["image"][i:i + bs])[0]) for i in range(0, len(test["image"]), bs)])
     flow_acc = float(np.mean(preds == test["label"]))
     n_flow = count_params(state.params)
     d = int(np.prod(test["image"].shape[1:]))
@@ -37,19 +50,31 @@ def classifier_hook(config, model, workdir: str):
               "mlp_test_accuracy": base["test_accuracy"], "mlp_num_params": base["num_params"], "mlp_hidden": hidden,
               "num_test_examples": len(preds)}
     write_json(os.path.join(workdir, "classifier.json"), result)
-    return {k: float(v) for k, v in result.items()}
-  return hook
+    return {"test/classifier_accuracy": flow_acc, "test/mlp_accuracy": base["test_accuracy"],
+            "test/classifier_num_params": float(n_flow), "test/mlp_num_params": float(base["num_params"])}
+  return eval_fn
 
 
-def run_inverse_problems(config, model, params, workdir: str) -> dict:
-  """Denoising and block inpainting on the held-out split: PSNRs of MAP, posterior samples and baselines."""
+def run_inverse_study(config, workdir: str) -> dict:
+  """Restore the flow prior of config.prior_workdir (jaxgen.train.run.load_run) and solve the problems."""
+  from jaxgen.train.run import load_run
+  run = load_run(config.prior_workdir, expect={"family": "flow"})
+  results = run_inverse_problems(run.config, config.inverse, run.family, run.state.ema_params, workdir,
+                                 seed=config.seed)
+  results["prior_step"] = run.step
+  return results
+
+
+def run_inverse_problems(data_config, c, model, params, workdir: str, *, seed: int = 0) -> dict:
+  """Denoising and block inpainting on the held-out split of the prior's data (`data_config`: its run config)
+  with settings `c` (config.inverse): PSNRs of MAP, posterior samples and baselines."""
   from jaxgen.train.images import save_image_grid
-  c = config.inverse
-  test, train = heldout_split(config), train_split(config)
+  config = data_config
+  test, train = load_split(config, "test"), load_split(config, "train")
   x01 = jnp.asarray(test["image"], jnp.float32) / 255.0
   fill = float(np.asarray(train["image"], np.float32).mean() / 255.0)
   mask_np = inv.block_mask(x01.shape[1:], c.block)
-  results, rng = {}, jax.random.PRNGKey(config.seed + 11)
+  results, rng = {}, jax.random.PRNGKey(seed + 11)
   for i, (task, sigma) in enumerate((("denoise", c.denoise_sigma), ("inpaint", c.inpaint_sigma))):
     y, mask = inv.observe(x01, task, jax.random.fold_in(rng, i), sigma=sigma, mask=mask_np)
     base = inv.no_prior_estimate(y, mask, fill)

@@ -1,0 +1,84 @@
+"""What jaxgen knows about each data set before touching it: kind, shapes, features, splits (no TF import).
+
+kind 'image': uint8 images (H, W, C) served by TFDS (cifar10 online; our builders offline);
+kind 'points': float32 points (D,) drawn procedurally (jaxgen.data.toy2d), an endless training stream and a
+fixed held-out set of `num_test` points.
+`features` names what a batch of the data set holds; FEATURE_KINDS are the kinds jaxgen knows:
+  image       uint8 (B, H, W, C)             points      float32 (B, D)
+  label       int32 (B,) class id            attributes  int32 (B, A) one class id per attribute
+  caption     bytes (B,) English text, host side only (never sent to the device)
+  tokens      int32 (B, L) caption token ids, 0-padded
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+FEATURE_KINDS = ("image", "points", "label", "attributes", "caption", "tokens")
+HOST_ONLY_FEATURES = ("caption",)
+KINDS = ("image", "points")
+
+_CIFAR_HINT = (
+    "To prepare it, run on a machine that is online:\n"
+    "  python -c \"import tensorflow_datasets as tfds; "
+    "tfds.builder('{name}').download_and_prepare()\"\n"
+    "then copy ~/tensorflow_datasets/{name} into the data_dir above, or point the "
+    "run at a TFDS data_dir that holds it with --config.data.data_dir=/path/to/tensorflow_datasets.\n"
+    "No network at all? The offline preset --config=experiments/ddpm_cifar.py:quick "
+    "trains on the bundled 'digits' data set instead.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """Static facts about a data set, known without importing TensorFlow."""
+  name: str
+  kind: str                          # 'image' | 'points'
+  event_shape: Tuple[int, ...]       # (H, W, C) for images, (D,) for points
+  num_classes: int                   # 0: no labels
+  features: Tuple[str, ...]
+  train_split: str = "train"
+  eval_split: str = "test"
+  offline: bool = True               # True if it builds (or is generated) without network access
+  prepare_hint: str = ""
+  num_test: int = 0                  # points: size of the fixed held-out set
+  feature_shapes: Tuple[Tuple[str, Tuple[int, ...]], ...] = ()   # per-example shapes of attributes, tokens
+
+  @property
+  def image_shape(self) -> Tuple[int, int, int]:
+    if self.kind != "image":
+      raise ValueError(f"data set {self.name!r} holds {self.kind}, not images")
+    return self.event_shape
+
+  @property
+  def device_features(self) -> Tuple[str, ...]:
+    return tuple(f for f in self.features if f not in HOST_ONLY_FEATURES)
+
+
+def _points(name: str) -> DatasetSpec:
+  return DatasetSpec(name=name, kind="points", event_shape=(2,), num_classes=0, features=("points",),
+                     prepare_hint="Generated procedurally (jaxgen.data.toy2d).", num_test=20_000)
+
+
+DATASETS = {
+    "cifar10": DatasetSpec(name="cifar10", kind="image", event_shape=(32, 32, 3), num_classes=10,
+                           features=("image", "label"), offline=False,
+                           prepare_hint=_CIFAR_HINT.format(name="cifar10")),
+    "digits": DatasetSpec(name="digits", kind="image", event_shape=(8, 8, 1), num_classes=10,
+                          features=("image", "label"),
+                          prepare_hint="Built offline from scikit-learn on first use (jaxgen.data.builders.digits)."),
+    "two_moons": _points("two_moons"),
+    "eight_gaussians": _points("eight_gaussians"),
+    "checkerboard": _points("checkerboard"),
+}
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+  """The DatasetSpec of `name`; ValueError naming the allowed names otherwise."""
+  try:
+    return DATASETS[name]
+  except (KeyError, TypeError):
+    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}") from None
+
+
+def dataset_names(kind: str) -> Tuple[str, ...]:
+  return tuple(sorted(n for n, s in DATASETS.items() if s.kind == kind))

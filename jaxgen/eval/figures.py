@@ -1,0 +1,84 @@
+"""Figures of a finished run, made at its last step (evaluations named '*_figures' in jaxgen.registry).
+
+  make_flow_figures  workdir/figures/samples_T<t>.png at each config.figures.temperatures (scored by the digits
+                     probe on digits: samples/T<t>/probe_*), interpolations.png and manipulate_<a>_to_<b>.png
+                     (adding the class-mean latent difference; samples/manipulated_<a>_to_<b>_probe_fraction)
+  make_vae_figures   workdir/figures/reconstructions.png (data and reconstruction rows), samples.png,
+                     interpolations.png
+Both return a trainer eval_fn(state, step) -> {metrics}; the EMA params are drawn from.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from jaxgen.train.images import save_image_grid
+
+NUM_FIGURE_SAMPLES = 100
+
+
+def make_flow_figures(config, model, workdir):
+  from jaxgen.data import load_split
+  from jaxgen.eval.probe import PROBE_SEED, probe_predict, probe_scores
+  from jaxgen.flows.latent import class_mean_latents, interpolate, manipulate
+  from jaxgen.train.family import grid_labels
+  digits = config.data.name == "digits"
+  num = NUM_FIGURE_SAMPLES
+  labels = grid_labels(num, model.num_classes) if model.num_classes else None
+  sample = jax.jit(lambda p, r, t: model.sample(p, r, num, labels=labels, temperature=t))
+
+  def eval_fn(state, step):
+    params, out_dir, results = state.ema_params, os.path.join(workdir, "figures"), {}
+    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), PROBE_SEED)
+    for t in config.figures.temperatures:
+      images = np.asarray(sample(params, rng, t))
+      save_image_grid(os.path.join(out_dir, f"samples_T{t:g}.png"), images,
+                      ncols=num // model.num_classes if model.num_classes else 10)
+      if digits:
+        results.update(probe_scores(images, None if labels is None else np.asarray(labels), f"samples/T{t:g}/"))
+    if model.num_classes:
+      return results
+    test, train = load_split(config, "test"), load_split(config, "train")
+    n = 8
+    strip = interpolate(model, params, test["image"][:n], test["image"][n:2 * n], 8)
+    save_image_grid(os.path.join(out_dir, "interpolations.png"), np.asarray(strip).reshape((-1,) + strip.shape[2:]),
+                    ncols=8)
+    src, dst = config.figures.manipulate
+    means = class_mean_latents(model, params, train["image"], train["label"], int(train["label"].max()) + 1)
+    pick = test["image"][test["label"] == src][:n]
+    strengths = np.linspace(0.0, 1.5, 7)
+    moved = manipulate(model, params, pick, means[dst] - means[src], strengths)
+    save_image_grid(os.path.join(out_dir, f"manipulate_{src}_to_{dst}.png"),
+                    np.asarray(moved).reshape((-1,) + moved.shape[2:]), ncols=len(strengths))
+    if digits:
+      last = np.asarray(moved[:, int(np.argmin(np.abs(strengths - 1.0)))])   # the full class-mean difference
+      results[f"samples/manipulated_{src}_to_{dst}_probe_fraction"] = float(np.mean(probe_predict(last) == dst))
+    return results
+  return eval_fn
+
+
+def make_vae_figures(config, vae, workdir, num: int = 50):
+  from jaxgen.data import load_split
+  images = load_split(config, "test")["image"]
+  reconstruct = jax.jit(vae.reconstruct)
+  sample = jax.jit(vae.sample, static_argnums=2)
+  interpolate = jax.jit(vae.interpolate, static_argnums=4)
+
+  def eval_fn(state, step):
+    params, directory = state.ema_params, os.path.join(workdir, "figures")
+    rng = jax.random.PRNGKey(config.seed)
+    x = images[:num]
+    rec = np.asarray(reconstruct(params, x, rng))
+    ncols = 10
+    rows = []
+    for i in range(0, num, ncols):
+      rows += [x[i:i + ncols].astype(np.float32) / 127.5 - 1.0, rec[i:i + ncols]]
+    save_image_grid(os.path.join(directory, "reconstructions.png"), np.concatenate(rows), ncols=ncols)
+    save_image_grid(os.path.join(directory, "samples.png"),
+                    np.asarray(sample(params, jax.random.fold_in(rng, 1), 100)), ncols=10)
+    path = np.asarray(interpolate(params, images[:8], images[8:16], rng, 10))
+    save_image_grid(os.path.join(directory, "interpolations.png"), path.reshape((-1,) + path.shape[2:]), ncols=10)
+    return {}
+  return eval_fn

@@ -1,0 +1,58 @@
+"""The family contract: what a generative method gives the one trainer.
+
+A family is a small frozen dataclass of static settings and networks whose methods are pure functions of a
+params pytree. It implements `Family` (the default path: the trainer differentiates `loss`) or
+`MultiStepFamily` (an update that is not one gradient step, e.g. a GAN's D step, then G against the updated
+D). The trainer owns everything else: the optimizer of each parameter group, clipping, the EMA, the step
+counter, the non-finite check, checkpoints, logging and sample grids (jaxgen.train.step, .trainer).
+
+Optional members, read with getattr:
+  param_groups: tuple[str, ...]     trainable groups, default ('default',); config.optim.groups.<g> sets each
+  param_labels(params) -> labels    a pytree of group names like params; 'frozen' and 'buffer' are not trained
+  sample(params, rng, num, labels=None) -> samples   images in [-1, 1] (N, H, W, C) or points (N, D)
+  num_classes: int                  > 0: class-conditional; `sample` takes integer labels (N,)
+Metrics returned by `loss`/`update` are scalars with plain names ('loss', 'd_loss', 'bits_per_dim'); the
+trainer logs them as 'train/<name>'. Evaluations (jaxgen.eval) return names '<section>/<name>' with section
+one of METRIC_SECTIONS.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Protocol, Tuple, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+
+METRIC_SECTIONS = ("train", "test", "samples", "perf")
+METRIC_NAME = re.compile(r"^(%s)(/[A-Za-z0-9_.]+)+$" % "|".join(METRIC_SECTIONS))
+
+
+@runtime_checkable
+class Family(Protocol):
+  def init(self, rng: jax.Array, batch: Dict[str, Any]) -> Any:
+    """Parameters; `batch` is a global example batch (shapes, and data-dependent init such as actnorm)."""
+
+  def loss(self, params: Any, batch: Dict[str, Any], rng: jax.Array) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+    """(scalar loss to minimise, metrics) on one training batch."""
+
+
+@runtime_checkable
+class MultiStepFamily(Protocol):
+  def init(self, rng: jax.Array, batch: Dict[str, Any]) -> Any:
+    ...
+
+  def update(self, state, batch: Dict[str, Any], rng: jax.Array, opt) -> Tuple[Any, Dict[str, jax.Array]]:
+    """One train step through `opt.optimize(state, grads, groups=(...))` (jaxgen.train.step.StepContext)
+    for each group; no EMA, no step counter: the trainer does both after it."""
+
+
+def grid_labels(num: int, num_classes: int) -> jax.Array:
+  """Class of sample i for a conditional sample grid: classes in equal consecutive runs (one row per class
+  when the grid has num / num_classes columns)."""
+  return ((jnp.arange(num) * max(num_classes, 1)) // num).astype(jnp.int32)
+
+
+def check_metric_names(names) -> None:
+  bad = [n for n in names if n != "step" and not METRIC_NAME.match(n)]
+  if bad:
+    raise ValueError(f"metric names {bad} do not follow '<section>/<name>' with section in {METRIC_SECTIONS}")

@@ -1,0 +1,63 @@
+"""Config defaults every experiment starts from, and the preset cadences stated once.
+
+An experiment's get_config(preset) starts from `base_config(family, preset)` (the trainer's fields with their
+defaults), sets what its family and recipe need, and for the offline presets calls `cadence` / `smoke`:
+  paper  the published recipe (CIFAR-10 / long runs)
+  quick  a real result in minutes on a CPU, offline data        cadence(c, steps=..., every=...)
+  smoke  a few steps on a tiny network, for tests and CI          smoke(c)
+(in the spirit of big_vision's `runlocal`): so an experiment file says only what differs for its family.
+"""
+from __future__ import annotations
+
+PRESETS = ("paper", "quick", "smoke")
+SMOKE_STEPS = 6
+
+
+def base_config(family: str, preset: str, presets=PRESETS):
+  """The fields the trainer reads, with the defaults every experiment starts from (then changes a few)."""
+  import ml_collections
+  if preset not in presets:
+    raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(presets)}")
+  c = ml_collections.ConfigDict()
+  c.family = family
+  c.preset = preset
+  c.seed = 0
+  # data_dir: a TFDS data directory (None: TFDS's default, ~/tensorflow_datasets). A typed placeholder, so that
+  # --config.data.data_dir=... can override it.
+  c.data = dict(name="digits", data_dir=ml_collections.config_dict.placeholder(str), random_flip=False,
+                download=True)
+  # The shared optimizer settings (jaxgen.train.optim); optim.groups.<group> overrides them per parameter group.
+  c.optim = dict(learning_rate=1e-3, warmup_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+                 ema_decay=0.999, groups={})
+  c.batch_size = 64
+  c.num_train_steps = 1000
+  c.log_every = 100
+  c.checkpoint_every = 1000
+  c.keep_checkpoints = 2
+  c.sample_every = 1000
+  c.num_samples = 100
+  c.eval_every = 0            # 0: evaluate only at the end
+  c.evals = ()                # names in jaxgen.registry.EVALS
+  c.eval = dict(batch_size=500, probe_samples=1000)
+  c.tensorboard = True
+  c.prng_impl = "threefry2x32"
+  c.xla_cpu_fast_conv = True
+  return c
+
+
+def cadence(c, *, steps: int, every: int, log_every: int = 100, **overrides):
+  """num_train_steps = steps; checkpoints, sample grids and evaluations every `every` steps (and at the end),
+  progress every `log_every`; `overrides` (e.g. sample_every=...) win."""
+  c.update(dict(num_train_steps=steps, log_every=log_every, checkpoint_every=every, sample_every=every,
+                eval_every=every), **overrides)
+  return c
+
+
+def smoke(c, *, steps: int = SMOKE_STEPS, batch_size: int = 16, **overrides):
+  """The CI cadence: `steps` steps of `batch_size`, logs every 2 steps, a checkpoint half-way and at the end,
+  samples and evaluations at the end, 16 samples, EMA 0.9, at most 2 warm-up steps."""
+  c.update(dict(batch_size=batch_size, num_train_steps=steps, log_every=2, checkpoint_every=steps // 2,
+                keep_checkpoints=2, sample_every=steps, num_samples=16, eval_every=steps), **overrides)
+  c.optim.update(warmup_steps=min(c.optim.warmup_steps, 2), ema_decay=0.9)
+  c.eval.probe_samples = 16
+  return c

@@ -1,0 +1,97 @@
+"""The train step the trainer builds for every family (see jaxgen.train.family for the protocol).
+
+Default path: the family gives `loss(params, batch, rng) -> (loss, metrics)`; the step takes its gradient
+and hands it to `StepContext.optimize`. Families whose update is not one gradient step (a GAN) give
+`update(state, batch, rng, opt) -> (state, metrics)` and call `opt.optimize(state, grads, groups=...)`
+once per group instead. Either way the step then runs the EMA and `step += 1` (`TrainState.finish_step`),
+and adds what the optimizer did to the metrics:
+  grad_norm[/<group>]      global norm of the group's gradients, before clipping
+  learning_rate[/<group>]  the learning rate the group's update used (from its optimizer state)
+  finite                   1.0 when every gradient and every updated parameter is finite, else 0.0
+(the '/<group>' suffix only when the family has several trainable groups). The trainer checks `finite` and
+every scalar metric at its next log boundary, without a host sync per step.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxgen.train.optim import BUFFER, select
+from jaxgen.train.state import TrainState
+
+
+def _all_finite(leaves) -> jax.Array:
+  ok = jnp.ones((), jnp.bool_)
+  for x in leaves:
+    ok = ok & jnp.all(jnp.isfinite(x))
+  return ok
+
+
+class StepContext:
+  """What one trace of the train step uses to update a TrainState; collects the optimizer's metrics.
+
+  A fresh context is made inside every trace of the step, so recording into it is trace-time bookkeeping of
+  traced values, returned by the step as outputs (the step stays a pure function).
+  """
+
+  def __init__(self):
+    self.metrics: Dict[str, jax.Array] = {}
+    self._finite = jnp.ones((), jnp.bool_)
+    self._updated = []
+
+  def _name(self, state: TrainState, base: str, group: str) -> str:
+    return base if len(state.opt.groups) == 1 else f"{base}/{group}"
+
+  def optimize(self, state: TrainState, grads, groups: Optional[Sequence[str]] = None) -> TrainState:
+    """Apply the optimizer of `groups` (default: all trainable groups) to `grads` (a full params-shaped tree;
+    leaves of other groups are ignored). Each group may be updated once per step."""
+    opt = state.opt
+    groups = opt.groups if groups is None else tuple(groups)
+    unknown = [g for g in groups if g not in opt.groups]
+    if unknown:
+      raise ValueError(f"groups {unknown} are not trainable groups of this family ({', '.join(opt.groups)})")
+    again = [g for g in groups if g in self._updated]
+    if again:
+      raise ValueError(f"groups {again} were already updated in this step")
+    labels = opt.labels(state.params)
+    updates, opt_state = opt.update(grads, state.opt_state, state.params, groups)
+    params = optax.apply_updates(state.params, updates)
+    for g in groups:
+      g_grads = select(grads, labels, (g,))
+      self.metrics[self._name(state, "grad_norm", g)] = optax.tree.norm(g_grads)
+      self.metrics[self._name(state, "learning_rate", g)] = opt.applied_learning_rate(opt_state[g])
+      self._finite = self._finite & _all_finite(g_grads) & _all_finite(select(params, labels, (g,)))
+    self._updated.extend(groups)
+    return state.replace(params=params, opt_state=opt_state)
+
+  def refresh_buffers(self, state: TrainState, new_params) -> TrainState:
+    """Take the 'buffer' leaves (e.g. spectral-norm vectors) from `new_params`; every other leaf is kept."""
+    labels = state.opt.labels(state.params)
+    params = jax.tree.map(lambda old, new, lab: new if lab == BUFFER else old, state.params, new_params, labels)
+    self._finite = self._finite & _all_finite(select(params, labels, (BUFFER,)))
+    return state.replace(params=params)
+
+  def finish(self) -> Dict[str, jax.Array]:
+    return dict(self.metrics, finite=self._finite.astype(jnp.float32))
+
+
+def is_multi_step(family) -> bool:
+  return hasattr(family, "update")
+
+
+def train_step(family, state: TrainState, batch) -> tuple[TrainState, Dict[str, Any]]:
+  """One train step of any family: pure; the key is fold_in(state.rng, state.step)."""
+  rng = state.step_rng()
+  ctx = StepContext()
+  if is_multi_step(family):
+    state, metrics = family.update(state, batch, rng, ctx)
+  else:
+    (_, metrics), grads = jax.value_and_grad(family.loss, has_aux=True)(state.params, batch, rng)
+    state = ctx.optimize(state, grads)
+  missing = [g for g in state.opt.groups if g not in ctx._updated]
+  if missing:
+    raise ValueError(f"the step updated no parameters of groups {missing}")
+  return state.finish_step(), {**metrics, **ctx.finish()}

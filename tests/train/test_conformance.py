@@ -1,0 +1,109 @@
+"""Every registered family on its smoke config honours the family contract (jaxgen.train.family):
+init and two train steps through the trainer's optimizer path, a checkpoint, resume equal to an uninterrupted run,
+samples of the right shape and range, metric names in the '<section>/<name>' scheme, and logged learning rates
+that are the optimizer's."""
+import importlib
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxgen import registry
+from jaxgen.data import get_dataset_spec, train_data_fn
+from jaxgen.train import trainer
+from jaxgen.train.family import METRIC_NAME, Family, MultiStepFamily
+
+CASES = {
+    "ddpm": ("ddpm_cifar", {}),
+    "vae": ("vae_digits", {}),
+    "gan_points": ("gan_toy2d", {}),
+    "gan_conditional_spectral": ("dcgan_cifar", {"model.num_classes": 10, "model.d_norm": "spectral"}),
+    "flow_glow_images": ("glow_cifar", {}),
+    "flow_points": ("flow_toy2d", {"model.kind": "glow"}),
+}
+
+
+def _config(module, overrides, steps):
+  config = importlib.import_module(f"experiments.{module}").get_config("smoke")
+  for dotted, value in overrides.items():
+    *parents, leaf = dotted.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  config.update(num_train_steps=steps, log_every=1, checkpoint_every=100, sample_every=0, tensorboard=False)
+  return config
+
+
+def _train(config, workdir, with_evals=False):
+  registry.validate_config(config)
+  family = registry.resolve(registry.family_entry(config.family).build)(config)
+  eval_fn = registry.make_eval_fn(config, family, str(workdir)) if with_evals else None
+  return family, trainer.train(family, config, str(workdir), train_data_fn(config), eval_fn=eval_fn)
+
+
+def test_every_family_is_covered():
+  covered = {importlib.import_module(f"experiments.{m}").get_config("smoke").family for m, _ in CASES.values()}
+  assert covered == set(registry.FAMILIES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_family_conformance(case, tmp_path):
+  module, overrides = CASES[case]
+  config = _config(module, overrides, steps=2)
+  family, straight = _train(config, tmp_path / "straight", with_evals=True)
+  assert isinstance(family, (Family, MultiStepFamily))
+  assert not hasattr(family, "train_step") and not hasattr(family, "make_optimizer")   # the trainer owns the update
+  assert int(straight.step) == 2
+
+  # one step, then the same command with two steps on the same workdir: resumes from the checkpoint of step 1
+  _train(_config(module, overrides, steps=1), tmp_path / "resumed")
+  _, resumed = _train(config, tmp_path / "resumed")
+  assert int(resumed.step) == 2
+  a = jax.tree.leaves((straight.params, straight.ema_params, straight.opt_state))
+  b = jax.tree.leaves((resumed.params, resumed.ema_params, resumed.opt_state))
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+  # samples: shape and range
+  spec = get_dataset_spec(config.data.name)
+  x = np.asarray(jax.jit(lambda p: family.sample(p, jax.random.PRNGKey(0), 4))(straight.ema_params))
+  assert x.shape == (4,) + tuple(spec.event_shape) and np.all(np.isfinite(x))
+  if spec.kind == "image":
+    assert x.min() >= -1.0 and x.max() <= 1.0
+
+  # metric names, one row per step with the optimizer's learning rates
+  rows = [json.loads(line) for line in open(tmp_path / "straight" / "metrics.jsonl")]
+  names = {k for r in rows for k in r if k != "step"}
+  assert names and all(METRIC_NAME.match(n) for n in names), sorted(names)
+  assert any(n.startswith("train/") and n.endswith("loss") for n in names)
+  opt = straight.opt
+  for group in opt.groups:
+    key = "train/learning_rate" if len(opt.groups) == 1 else f"train/learning_rate/{group}"
+    logged = [r[key] for r in rows if key in r]
+    assert len(logged) == 2
+    # the update of step s uses the schedule at s - 1; the final state holds what the last update applied
+    np.testing.assert_allclose(logged, [float(opt.schedules[group](s)) for s in (0, 1)], rtol=1e-6)
+    assert logged[-1] == pytest.approx(float(opt.applied_learning_rate(straight.opt_state[group])), rel=1e-6)
+    assert any(k.startswith("train/grad_norm") for k in names)
+  if config.evals:
+    assert any(not n.startswith(("train/", "perf/")) for n in names), "the evaluations wrote no metrics"
+
+
+EXPERIMENTS = ("ddpm_cifar", "vae_digits", "vae_cifar", "gan_toy2d", "dcgan_cifar", "glow_cifar", "realnvp_cifar",
+               "flow_classifier", "flow_toy2d", "flow_inverse")
+
+
+@pytest.mark.parametrize("module", EXPERIMENTS)
+def test_every_preset_of_every_experiment_validates(module):
+  mod = importlib.import_module(f"experiments.{module}")
+  presets = getattr(mod, "PRESETS", ("paper", "quick", "smoke"))
+  for preset in presets:
+    config = mod.get_config(preset)
+    if config.get("study"):
+      assert config.study in registry.STUDIES
+      continue
+    registry.validate_config(config)
+    assert set(config.optim.groups) <= {"generator", "discriminator"}
