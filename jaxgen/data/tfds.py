@@ -21,6 +21,13 @@ from typing import Any, Callable, Iterator, Optional
 
 from jaxgen.data.specs import DATASETS, DatasetSpec, get_dataset_spec  # noqa: F401  (re-exported)
 
+# name -> (module, TFDS builder class, builder config or None): the data sets jaxgen builds itself, offline.
+OFFLINE_BUILDERS = {
+    "digits": ("jaxgen.data.builders.digits", "Digits", None),
+    "shapes": ("jaxgen.data.builders.shapes", "Shapes", "default"),
+    "shapes_tiny": ("jaxgen.data.builders.shapes", "Shapes", "tiny"),
+}
+
 DOWNLOAD_HOST = "www.cs.toronto.edu"
 DOWNLOAD_PORT = 443
 PROBE_TIMEOUT_S = 3.0
@@ -87,7 +94,8 @@ def prepare(name: str, data_dir=None, download: bool = True, *,
             network_probe: Optional[Callable[[], bool]] = None):
   """Returns a prepared TFDS builder for `name`, preparing it if possible.
 
-  `digits` is built offline on first use. A catalogue data set (`cifar10`) is
+  Our own data sets (OFFLINE_BUILDERS: `digits`, `shapes`) are built offline on first use. A catalogue data
+  set (`cifar10`) is
   used if already prepared in `data_dir`; otherwise it is downloaded only when
   `download` is True and `network_probe()` (default: `network_available`)
   says the download host is reachable. Else DatasetUnavailableError is raised
@@ -98,9 +106,11 @@ def prepare(name: str, data_dir=None, download: bool = True, *,
   _import_tf()
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   data_dir = _clean_data_dir(data_dir)
-  if name == "digits":
-    from jaxgen.data.builders import digits  # pylint: disable=import-outside-toplevel
-    builder = digits.Digits(data_dir=data_dir)
+  if name in OFFLINE_BUILDERS:
+    module, cls, builder_config = OFFLINE_BUILDERS[name]
+    import importlib  # pylint: disable=import-outside-toplevel
+    builder_cls = getattr(importlib.import_module(module), cls)
+    builder = builder_cls(data_dir=data_dir, **({"config": builder_config} if builder_config else {}))
     if not builder.is_prepared():
       try:
         builder.download_and_prepare()
