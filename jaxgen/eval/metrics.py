@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from typing import Dict, Tuple
 
 import numpy as np
@@ -36,7 +37,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
   if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != mu1.shape * 2:
     raise ValueError(f"statistics do not match: means {mu1.shape}, {mu2.shape}; covariances {s1.shape}, {s2.shape}")
   diff = mu1 - mu2
-  covmean = linalg.sqrtm(s1.dot(s2))
+  with warnings.catch_warnings():          # a singular product is handled below, as pytorch-fid does
+    warnings.simplefilter("ignore", linalg.LinAlgWarning)
+    covmean = linalg.sqrtm(s1.dot(s2))
   if not np.isfinite(covmean).all():
     offset = np.eye(s1.shape[0]) * eps
     covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))

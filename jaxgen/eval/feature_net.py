@@ -1,0 +1,173 @@
+"""Feature networks for the offline data sets (`digits`, `shapes`): a small CNN trained on the real training split.
+
+One network per data set serves two purposes:
+  a feature space for FID / KID / precision-recall (`features(images)`: the 128-d penultimate layer), i.e.
+  fid_digits and fid_shapes, computable offline where Inception's weights are not at hand;
+  an attribute classifier that says whether a sample shows what was asked (`predict(images)`), with its
+  held-out accuracy per attribute (`test_accuracy`).
+Targets ('heads'): digits -> 'label' (10 classes); shapes -> for each quadrant q of the image its object's
+'kind' (none + 5), 'colour' (none + 6) and 'size' (none + 2) (each quadrant holds at most one object, so these
+are exactly the scene's attributes), plus 'count' (1-3 objects).
+Training is deterministic (fixed seed, fixed batch order, float32 on the CPU) and takes a minute or two;
+the trained parameters are cached under <data_dir>/jaxgen_features/<name>-<VERSION>/ (`load_feature_net`
+trains them on first use and reads them afterwards).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+VERSION = "v1"
+FEATURE_DIM = 128
+
+
+def heads_for(name: str) -> Dict[str, int]:
+  """{target name: number of classes} of the data set's feature network."""
+  if name == "digits":
+    return {"label": 10}
+  if name in ("shapes", "shapes_tiny"):
+    from jaxgen.data.builders import shapes as S
+    out = {"count": S.MAX_OBJECTS}
+    for q in range(4):
+      out.update({f"q{q}_kind": len(S.SHAPES) + 1, f"q{q}_colour": len(S.COLOUR_NAMES) + 1,
+                  f"q{q}_size": len(S.SIZES) + 1})
+    return out
+  raise ValueError(f"no feature network for data set {name!r}; choose one of: digits, shapes")
+
+
+def targets_for(name: str, split: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """The heads' integer targets of a split (numpy arrays from jaxgen.data.load_split)."""
+  if name == "digits":
+    return {"label": split["label"]}
+  att = split["attributes"]
+  out = {"count": att[:, 0] - 1}
+  for q in range(4):
+    for key in ("kind", "colour", "size"):
+      out[f"q{q}_{key}"] = np.zeros(len(att), np.int32)
+  for slot in range(3):
+    kind, colour, size, quad = (att[:, 1 + 4 * slot + j] for j in range(4))
+    for q in range(4):
+      here = quad == q + 1
+      out[f"q{q}_kind"][here], out[f"q{q}_colour"][here], out[f"q{q}_size"][here] = kind[here], colour[here], size[here]
+  return out
+
+
+class FeatureCNN(nn.Module):
+  heads: Dict[str, int]
+  channels: Sequence[int] = (32, 64, 128)
+
+  @nn.compact
+  def __call__(self, x):
+    """x: images in [-1, 1] (B, H, W, C) -> (features (B, FEATURE_DIM), {head: logits})."""
+    h = x
+    for i, ch in enumerate(self.channels):
+      h = nn.relu(nn.Conv(ch, (3, 3), strides=(1 if i == 0 else 2,) * 2, padding="SAME", name=f"conv_{i}")(h))
+    h = h.reshape(h.shape[0], -1)
+    feats = nn.relu(nn.Dense(FEATURE_DIM, name="features")(h))
+    return feats, {k: nn.Dense(n, name=f"head_{k}")(feats) for k, n in self.heads.items()}
+
+
+def _to_input(images):
+  x = jnp.asarray(images)
+  return x.astype(jnp.float32) / 127.5 - 1.0 if x.dtype == jnp.uint8 else jnp.clip(x.astype(jnp.float32), -1, 1)
+
+
+@dataclasses.dataclass
+class FeatureNet:
+  name: str
+  params: dict
+  test_accuracy: Dict[str, float]
+  batch_size: int = 500
+
+  @property
+  def network(self) -> FeatureCNN:
+    return FeatureCNN(heads_for(self.name))
+
+  def _apply(self, images):
+    fn = jax.jit(lambda p, x: self.network.apply({"params": p}, _to_input(x)))
+    feats, preds = [], {k: [] for k in heads_for(self.name)}
+    for i in range(0, len(images), self.batch_size):
+      f, logits = fn(self.params, np.asarray(images[i:i + self.batch_size]))
+      feats.append(np.asarray(f))
+      for k in preds:
+        preds[k].append(np.asarray(jnp.argmax(logits[k], axis=-1)))
+    return np.concatenate(feats), {k: np.concatenate(v) for k, v in preds.items()}
+
+  def features(self, images) -> np.ndarray:
+    """(N, 128) float32 features of uint8 images or images in [-1, 1]."""
+    return self._apply(images)[0]
+
+  def predict(self, images) -> Dict[str, np.ndarray]:
+    return self._apply(images)[1]
+
+
+def train_feature_net(name: str, train: Dict[str, np.ndarray], test: Dict[str, np.ndarray], *, steps: int,
+                      batch_size: int = 128, learning_rate: float = 1e-3, seed: int = 0) -> FeatureNet:
+  heads = heads_for(name)
+  net = FeatureCNN(heads)
+  y_train, y_test = targets_for(name, train), targets_for(name, test)
+  params = net.init(jax.random.PRNGKey(seed), _to_input(train["image"][:2]))["params"]
+  tx = optax.adam(learning_rate)
+  opt = tx.init(params)
+
+  @jax.jit
+  def step(params, opt, x, ys):
+    def loss(p):
+      _, logits = net.apply({"params": p}, _to_input(x))
+      return sum(optax.softmax_cross_entropy_with_integer_labels(logits[k], ys[k]).mean() for k in heads)
+    g = jax.grad(loss)(params)
+    upd, opt = tx.update(g, opt, params)
+    return optax.apply_updates(params, upd), opt
+
+  order = np.random.default_rng(seed)
+  n = len(train["image"])
+  for _ in range(steps):
+    idx = order.integers(0, n, batch_size)
+    params, opt = step(params, opt, train["image"][idx], {k: v[idx] for k, v in y_train.items()})
+  model = FeatureNet(name, params, {})
+  pred = model.predict(test["image"])
+  model.test_accuracy = {k: float(np.mean(pred[k] == y_test[k])) for k in heads}
+  return model
+
+
+TRAIN_STEPS = {"digits": 1500, "shapes": 3000, "shapes_tiny": 200}
+
+
+def cache_dir(name: str, data_dir: Optional[str]) -> str:
+  root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+  return os.path.join(root, "jaxgen_features", f"{name}-{VERSION}")
+
+
+def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
+  """The feature network of config.data.name: read from its cache, or trained on the training split now
+  (deterministic) and cached."""
+  from flax import serialization
+  from jaxgen.data import load_split
+  name = config.data.name
+  heads_for(name)
+  directory = cache_dir(name, config.data.get("data_dir"))
+  params_path, info_path = os.path.join(directory, "params.msgpack"), os.path.join(directory, "info.json")
+  if os.path.exists(params_path) and os.path.exists(info_path):
+    info = json.load(open(info_path))
+    template = FeatureCNN(heads_for(name)).init(jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(info["image_shape"])))
+    params = serialization.from_bytes(template["params"], open(params_path, "rb").read())
+    return FeatureNet(name, params, info["test_accuracy"])
+  train, test = load_split(config, "train"), load_split(config, "test")
+  model = train_feature_net(name, train, test, steps=steps or TRAIN_STEPS[name])
+  os.makedirs(directory, exist_ok=True)
+  tmp = params_path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(serialization.to_bytes(model.params))
+  os.replace(tmp, params_path)
+  with open(info_path, "w") as f:
+    json.dump({"test_accuracy": model.test_accuracy, "image_shape": list(train["image"].shape[1:]),
+               "train_steps": steps or TRAIN_STEPS[name], "version": VERSION}, f, indent=2)
+  return model
