@@ -36,14 +36,81 @@ def define_flags(config_file: str):
   return flags.FLAGS
 
 
+def fail(message: str):
+  """One line on stderr starting with 'error:', exit code 2 (a bad command line, nothing started)."""
+  import sys
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def _config_fields(config, prefix=""):
+  out = []
+  for k, v in config.items():
+    name = f"{prefix}{k}"
+    if hasattr(v, "items") and not isinstance(v, (str, bytes)):
+      out += _config_fields(v, name + ".")
+    else:
+      out.append(name)
+  return out
+
+
+def _default_config(config_file: str, argv):
+  """The config the command line starts from (its --config file and preset), for naming the existing fields."""
+  import importlib.util
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), config_file)
+  path, _, preset = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_jaxgen_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(preset) if preset else module.get_config()
+
+
+def command_line_error(exc: BaseException, config_file: str, argv) -> str:
+  """A one-line explanation of a flag-parsing failure: unknown preset, unknown field (with the closest existing
+  fields), a value of the wrong type."""
+  import difflib
+  import re
+  text = str(exc)
+  m = re.search(r"ValueError: (unknown preset [^\n]*)", text) or re.match(r"(unknown preset [^\n]*)", text)
+  if m:
+    return m.group(1)
+  m = re.search(r"flag --(config\.[^=]+)=([^:]*): (.*)", text)
+  if m:
+    return f"--{m.group(1)}={m.group(2)}: {m.group(3).splitlines()[0]} (wrong type for this field?)"
+  if isinstance(exc, (AttributeError, KeyError)):
+    bad = [a[len("--config."):].split("=", 1)[0] for a in argv if a.startswith("--config.")]
+    try:
+      fields = _config_fields(_default_config(config_file, argv))
+    except Exception:  # pylint: disable=broad-except
+      fields = []
+    unknown = [b for b in bad if b not in fields] or bad
+    close = difflib.get_close_matches(unknown[0], fields, n=3, cutoff=0.5) if unknown else []
+    hint = f"; closest: {', '.join(close)}" if close else (f"; fields are e.g. {', '.join(fields[:6])}" if fields else "")
+    return f"unknown config field {unknown[0] if unknown else text!r}{hint}"
+  return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(config_file: str, argv=None):
   """Parse the flags and run the experiment of `config_file`."""
+  import sys
   from absl import app
   experiment = experiment_name(config_file)
-  flag_values = define_flags(config_file)
+  argv = list(sys.argv if argv is None else argv)
+  try:
+    flag_values = define_flags(config_file)     # ml_collections may apply overrides of the default file here
+  except Exception as e:                        # pylint: disable=broad-except
+    fail(command_line_error(e, config_file, argv))
+
+  def parse(args):
+    try:
+      rest = flag_values(args)
+      flag_values.config            # apply the overrides now, inside this try
+      return rest
+    except Exception as e:          # pylint: disable=broad-except
+      fail(command_line_error(e, config_file, args))
 
   def _main(_):
     from jaxgen.train.run import run_cli
     run_cli(flag_values, experiment=experiment)
 
-  app.run(_main, argv=argv)
+  app.run(_main, argv=argv, flags_parser=parse)

@@ -85,15 +85,34 @@ def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
   return results
 
 
+def check_paths(config, workdir: str) -> None:
+  """ConfigError unless the workdir can be a run directory and data.data_dir, when given, is a directory."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir={workdir} is a file, not a directory")
+  existing = workdir
+  while existing and not os.path.exists(existing):
+    existing = os.path.dirname(existing) or "."
+  if not os.access(existing or ".", os.W_OK):
+    raise ConfigError(f"--workdir={workdir} is not writable ({existing} does not allow writing)")
+  data_dir = config.get("data", {}).get("data_dir") if "data" in config else None
+  if data_dir and os.path.exists(os.path.expanduser(data_dir)) and not os.path.isdir(os.path.expanduser(data_dir)):
+    raise ConfigError(f"--config.data.data_dir={data_dir} is not a directory")
+
+
 def run_cli(flags, *, experiment: str):
   """What every experiment's absl main does: run, and turn the expected failures into clear exits."""
+  config = flags.config
+  workdir = flags.workdir or os.path.join("workdirs", f"{experiment.split('.')[-1]}_{config.preset}")
+  try:
+    check_paths(config, workdir)        # before TensorFlow and JAX start
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2)
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
   if not flags.is_parsed() or "verbosity" not in flags or not flags["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)   # Orbax logs every save at INFO; -v=0 brings it back
-  config = flags.config
-  workdir = flags.workdir or os.path.join("workdirs", f"{experiment.split('.')[-1]}_{config.preset}")
   try:
     run(config, workdir, experiment=experiment, multihost=flags.multihost,
         coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
