@@ -110,6 +110,7 @@ def run_cli(flags, *, experiment: str):
     sys.exit(2)
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
+  from jaxgen.train.lock import WorkdirLocked
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
   if not flags.is_parsed() or "verbosity" not in flags or not flags["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)   # Orbax logs every save at INFO; -v=0 brings it back
@@ -117,7 +118,7 @@ def run_cli(flags, *, experiment: str):
     run(config, workdir, experiment=experiment, multihost=flags.multihost,
         coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
         process_id=flags.process_id)
-  except (ConfigError, DatasetUnavailableError) as e:
+  except (ConfigError, DatasetUnavailableError, WorkdirLocked) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
   except NonFiniteLossError as e:

@@ -21,6 +21,7 @@ from jaxgen.train import parallel
 from jaxgen.train.checkpoint import Checkpointer
 from jaxgen.train.family import MultiStepFamily
 from jaxgen.train.images import plot_loss_curves, save_samples_figure
+from jaxgen.train.lock import WorkdirLock, WorkdirLocked
 from jaxgen.train.logging import MetricWriter, Progress, format_progress, log
 from jaxgen.train.optim import DEFAULT_GROUP, check_optim_config, make_group_optimizer
 from jaxgen.train.state import TrainState
@@ -158,6 +159,32 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
   is_main = jax.process_index() == 0
   validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count(),
                         groups=param_groups(family))
+  lock = _take_lock(workdir, is_main)
+  try:
+    return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main)
+  finally:
+    lock.release()
+
+
+def _take_lock(workdir: str, is_main: bool) -> WorkdirLock:
+  """Process 0 takes the workdir lock; in a multi-host job every process learns whether it got it."""
+  lock, error = WorkdirLock(workdir), None
+  if is_main:
+    try:
+      lock.acquire()
+    except WorkdirLocked as e:
+      error = e
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    ok = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+    if not ok and error is None:
+      error = WorkdirLocked(f"process 0 could not take the lock of workdir {workdir} (see its error)")
+  if error is not None:
+    raise error
+  return lock
+
+
+def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main):
   mesh = parallel.make_data_mesh()
   writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.get("tensorboard", True))
   writer.write_config(config_dict if config_dict is not None else config.to_dict())
