@@ -26,11 +26,34 @@ class MetricWriter:
     self.workdir = workdir
     self.enabled = enabled
     self.metrics_path = os.path.join(workdir, "metrics.jsonl")
-    self._tb = None
+    self.tb_dir = os.path.join(workdir, "tensorboard")
+    self._use_tb = enabled and tensorboard
+    self._tb_writer = None
     if enabled:
       os.makedirs(workdir, exist_ok=True)
-      if tensorboard:
-        self._tb = _TensorBoard(os.path.join(workdir, "tensorboard"))
+
+  @property
+  def _tb(self):
+    if self._use_tb and self._tb_writer is None:        # opened on first use: after truncate_after
+      self._tb_writer = _TensorBoard(self.tb_dir)
+    return self._tb_writer
+
+  def truncate_after(self, step: int) -> None:
+    """Drop what an interrupted run logged after `step` (its last checkpoint), so a resumed run logs every step
+    once: rows of metrics.jsonl and TensorBoard events with a larger step."""
+    if not self.enabled:
+      return
+    if os.path.exists(self.metrics_path):
+      with open(self.metrics_path) as f:
+        lines = f.readlines()
+      keep = [l for l in lines if l.strip() and json.loads(l).get("step", 0) <= step]
+      if len(keep) != len(lines):
+        tmp = self.metrics_path + ".tmp"
+        with open(tmp, "w") as f:
+          f.writelines(keep)
+        os.replace(tmp, self.metrics_path)
+    if self._use_tb and os.path.isdir(self.tb_dir):
+      _truncate_event_files(self.tb_dir, step)
 
   def write_scalars(self, step: int, scalars: Dict[str, Any]) -> None:
     if not self.enabled:
@@ -53,8 +76,8 @@ class MetricWriter:
       json.dump(config_dict, f, indent=2, sort_keys=True, default=str)
 
   def flush(self):
-    if self._tb:
-      self._tb.flush()
+    if self._tb_writer:
+      self._tb_writer.flush()
 
 
 class _TensorBoard:
@@ -79,6 +102,25 @@ class _TensorBoard:
 
   def flush(self):
     self._writer.flush()
+
+
+def _truncate_event_files(logdir: str, step: int) -> None:
+  """Rewrite every TensorBoard event file in `logdir` without the events of steps after `step`."""
+  import tensorflow as tf
+  from tensorboard.compat.proto import event_pb2
+  for name in sorted(os.listdir(logdir)):
+    if not name.startswith("events.out.tfevents"):
+      continue
+    path = os.path.join(logdir, name)
+    records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    keep = [r for r in records if event_pb2.Event.FromString(r).step <= step]
+    if len(keep) == len(records):
+      continue
+    tmp = path + ".tmp"
+    with tf.io.TFRecordWriter(tmp) as w:
+      for r in keep:
+        w.write(r)
+    os.replace(tmp, path)
 
 
 class Progress:

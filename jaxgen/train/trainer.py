@@ -195,8 +195,14 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   batch = parallel.global_batch(next(data_iter), mesh)
   state = create_train_state(family, config, mesh, batch)
   if start_step:
-    state = ckpt.restore(state, start_step)
+    restored_step, state = ckpt.restore_latest(state)
+    if restored_step != start_step:          # fell back over a damaged checkpoint: the data follow the step
+      start_step = restored_step
+      data_iter = data_fn(start_step)
+      batch = parallel.global_batch(next(data_iter), mesh)
     _print(is_main, f"resumed from checkpoint at step {start_step} in {ckpt.directory}")
+  if is_main:
+    writer.truncate_after(start_step)        # steps an interrupted run logged after its last checkpoint
   total = config.num_train_steps
 
   t0 = time.perf_counter()
