@@ -32,20 +32,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxgen.data.builders import splitmix64
+
 NUM_EXAMPLES = 1797
 NUM_TEST = 300
 SPLIT_SIZES = {"train": NUM_EXAMPLES - NUM_TEST, "test": NUM_TEST}
 _SPLIT_SEED = 0x5EED_D161
-
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-  """A fixed 64-bit integer hash (SplitMix64 finaliser); stable everywhere."""
-  x = (x + 0x9E3779B97F4A7C15) & _MASK64
-  x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-  x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-  return x ^ (x >> 31)
 
 
 def _load_raw() -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +65,7 @@ def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
   test = []
   for c, q in zip(classes, quota):
     members = np.flatnonzero(labels == c)
-    ranked = sorted(members.tolist(), key=lambda i: _splitmix64(i ^ _SPLIT_SEED))
+    ranked = sorted(members.tolist(), key=lambda i: splitmix64(i ^ _SPLIT_SEED))
     test.extend(ranked[:q])
   test_idx = np.sort(np.asarray(test, dtype=np.int64))
   train_idx = np.setdiff1d(np.arange(labels.size), test_idx)

@@ -28,6 +28,8 @@ import dataclasses
 
 import numpy as np
 
+from jaxgen.data.builders import MASK64, splitmix64
+
 SHAPES = ("circle", "square", "triangle", "star", "diamond")
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 235), "yellow": (235, 215, 40),
            "purple": (170, 60, 210), "cyan": (40, 215, 220)}
@@ -47,26 +49,18 @@ SPLIT_SIZES = {"train": 20_000, "test": 2_000}
 TINY_SPLIT_SIZES = {"train": 256, "test": 64}
 _SEED = 0x5_4A9E5
 _SPLIT_IDS = {"train": 1, "test": 2}
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-  x = (x + 0x9E3779B97F4A7C15) & _MASK64
-  x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-  x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-  return x ^ (x >> 31)
 
 
 class _Draws:
   """Deterministic draws for one example: the k-th draw hashes (seed, split, index, k)."""
 
   def __init__(self, split: str, index: int):
-    self._base = _splitmix64(_splitmix64(_SEED ^ _SPLIT_IDS[split]) ^ index)
+    self._base = splitmix64(splitmix64(_SEED ^ _SPLIT_IDS[split]) ^ index)
     self._k = 0
 
   def integer(self, n: int) -> int:
     self._k += 1
-    return _splitmix64(self._base ^ (self._k * 0xD1B54A32D192ED03 & _MASK64)) % n
+    return splitmix64(self._base ^ (self._k * 0xD1B54A32D192ED03 & MASK64)) % n
 
 
 @dataclasses.dataclass(frozen=True)
