@@ -15,6 +15,7 @@ trains them on first use and reads them afterwards).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Dict, Optional, Sequence
@@ -91,15 +92,24 @@ class FeatureNet:
   def network(self) -> FeatureCNN:
     return FeatureCNN(heads_for(self.name))
 
-  def _apply(self, images):
-    fn = jax.jit(lambda p, x: self.network.apply({"params": p}, _to_input(x)))
-    feats, preds = [], {k: [] for k in heads_for(self.name)}
+  @functools.cached_property
+  def _jitted(self):
+    """One compiled forward per network (not a new jax.jit per call)."""
+    return jax.jit(lambda p, x: self.network.apply({"params": p}, _to_input(x)))
+
+  def outputs(self, images):
+    """(features (N, 128), {head: logits (N, classes)}) as numpy, in batches of batch_size."""
+    feats, logits = [], {k: [] for k in heads_for(self.name)}
     for i in range(0, len(images), self.batch_size):
-      f, logits = fn(self.params, np.asarray(images[i:i + self.batch_size]))
+      f, out = self._jitted(self.params, np.asarray(images[i:i + self.batch_size]))
       feats.append(np.asarray(f))
-      for k in preds:
-        preds[k].append(np.asarray(jnp.argmax(logits[k], axis=-1)))
-    return np.concatenate(feats), {k: np.concatenate(v) for k, v in preds.items()}
+      for k in logits:
+        logits[k].append(np.asarray(out[k]))
+    return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
+
+  def _apply(self, images):
+    feats, logits = self.outputs(images)
+    return feats, {k: v.argmax(axis=-1) for k, v in logits.items()}
 
   def features(self, images) -> np.ndarray:
     """(N, 128) float32 features of uint8 images or images in [-1, 1]."""

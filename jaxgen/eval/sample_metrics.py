@@ -58,25 +58,16 @@ def _leaves(tree):
 
 
 def compare(feature_net, images, ref, labels: Optional[np.ndarray] = None, prefix: str = "samples/") -> Dict[str, float]:
-  feats, preds = feature_net._apply(images)
+  feats, logits = feature_net.outputs(images)           # one pass of the network
   out = {"fid": metrics.fid(feats, ref["features"])}
   out["kid"], out["kid_std"] = metrics.kid(feats, ref["features"], num_subsets=50, subset_size=min(1000, len(feats)))
   out.update(metrics.precision_recall(ref["features"], feats, k=3))
-  if "label" in preds:
-    logits = np.asarray(_logits(feature_net, images))
-    if len(logits) >= 10:
-      out["inception_score"], out["inception_score_std"] = metrics.inception_score(logits)
+  if "label" in logits:
+    if len(logits["label"]) >= 10:
+      out["inception_score"], out["inception_score_std"] = metrics.inception_score(logits["label"])
     if labels is not None:
-      out["label_accuracy"] = float(np.mean(preds["label"] == np.asarray(labels)))
+      out["label_accuracy"] = float(np.mean(logits["label"].argmax(axis=-1) == np.asarray(labels)))
   return {prefix + k: float(v) for k, v in out.items()}
-
-
-def _logits(feature_net, images):
-  import jax
-  fn = jax.jit(lambda p, x: feature_net.network.apply({"params": p}, x)[1]["label"])
-  from jaxgen.eval.feature_net import _to_input
-  return np.concatenate([np.asarray(fn(feature_net.params, _to_input(images[i:i + 500])))
-                         for i in range(0, len(images), 500)])
 
 
 def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, seed: int = 0,
