@@ -21,6 +21,7 @@ def test_smoke_preset_end_to_end(tmp_path):
   proc = _cli("--config=experiments/ddpm_cifar.py:smoke", f"--workdir={workdir}",
               f"--config.data.data_dir={tmp_path / 'tfds'}")
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  _assert_quiet_start(proc.stderr)
   assert "step 6/6" in proc.stdout and "img/s" in proc.stdout and "ETA" in proc.stdout
   rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
   assert [r["step"] for r in rows if "train/loss" in r] == [2, 4, 6]
@@ -41,6 +42,16 @@ def test_smoke_preset_end_to_end(tmp_path):
   again = _cli("--config=experiments/ddpm_cifar.py:smoke", f"--workdir={workdir}",
                f"--config.data.data_dir={tmp_path / 'tfds'}")
   assert again.returncode == 0 and "resumed from checkpoint at step 6" in again.stdout
+  _assert_quiet_start(again.stderr)
+  assert again.stderr.strip() == "", again.stderr      # data built, nothing to train: not a line on stderr
+
+
+def _assert_quiet_start(stderr):
+  """TensorFlow's import notices (oneDNN, the absl pre-initialisation warning) are cut; -v keeps them (checked in
+  tests/train/test_fault_injection.py)."""
+  from jaxgen.train.runtime import STARTUP_NOISE
+  assert not [line for line in stderr.splitlines() if any(n in line for n in STARTUP_NOISE)], stderr[:2000]
+  assert "has no dataset_info.json" not in stderr
 
 
 def test_missing_cifar10_fails_fast_with_instructions(tmp_path):

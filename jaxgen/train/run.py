@@ -99,6 +99,13 @@ def check_paths(config, workdir: str) -> None:
     raise ConfigError(f"--config.data.data_dir={data_dir} is not a directory")
 
 
+def _uses_tensorflow(config) -> bool:
+  """Whether the run loads TensorFlow (TFDS image data or TensorBoard): then it is imported first, quietly."""
+  from jaxgen.data.specs import DATASETS
+  spec = DATASETS.get(config.get("data", {}).get("name")) if "data" in config else None
+  return bool(config.get("tensorboard", False)) or (spec is not None and spec.kind == "image")
+
+
 def run_cli(flags, *, experiment: str):
   """What every experiment's absl main does: run, and turn the expected failures into clear exits."""
   config = flags.config
@@ -108,11 +115,14 @@ def run_cli(flags, *, experiment: str):
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
+  verbose = flags.is_parsed() and "verbosity" in flags and flags["verbosity"].present
+  if _uses_tensorflow(config):
+    runtime.quiet_startup(verbose)     # TensorFlow's import notices; -v keeps them
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
   from jaxgen.train.lock import WorkdirLocked
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
-  if not flags.is_parsed() or "verbosity" not in flags or not flags["verbosity"].present:
+  if not verbose:
     absl_logging.set_verbosity(absl_logging.WARNING)   # Orbax logs every save at INFO; -v=0 brings it back
   try:
     run(config, workdir, experiment=experiment, multihost=flags.multihost,

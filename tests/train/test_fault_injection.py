@@ -1,0 +1,118 @@
+"""Fault injection: a run killed with SIGKILL at several moments, one of them in the middle of an asynchronous
+checkpoint write, and rerun with the same command each time, ends with the parameters, EMA and optimizer state
+of an uninterrupted run, bit for bit.
+
+The run is the real command line (`python -m experiments.flow_toy2d`, the smoke model: a process start and a
+compile in seconds), so what is under test is what a user or a cluster scheduler does to it."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from jaxgen.train.run import load_run
+from jaxgen.train.runtime import STARTUP_NOISE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS, EVERY = 48, 4
+FLAGS = [f"--config.num_train_steps={STEPS}", f"--config.checkpoint_every={EVERY}", "--config.keep_checkpoints=2",
+         "--config.log_every=1", "--config.sample_every=0", "--config.eval_every=0", "--config.tensorboard=False"]
+
+
+def _command(workdir):
+  return [sys.executable, "-m", "experiments.flow_toy2d", "--config=experiments/flow_toy2d.py:smoke",
+          f"--workdir={workdir}", *FLAGS]
+
+
+def _env(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  # Every restart compiles the same step: the persistent cache keeps the test short (and is what a cluster
+  # job that is requeued would use).
+  env.update(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  return env
+
+
+def _logged_steps(workdir):
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    rows = [json.loads(line) for line in f if line.endswith("\n")]
+  return [row["step"] for row in rows if "train/loss" in row]
+
+
+def _saving(workdir):
+  """True while Orbax is writing a checkpoint (its temporary directory exists)."""
+  directory = os.path.join(workdir, "checkpoints")
+  try:
+    return any("tmp" in name for name in os.listdir(directory))
+  except FileNotFoundError:
+    return False
+
+
+def _kill_when(proc, ready, timeout=120.0):
+  """SIGKILL `proc` as soon as `ready()` holds; returns False if the run finished first."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if proc.poll() is not None:
+      return False
+    if ready():
+      proc.send_signal(signal.SIGKILL)
+      proc.wait()
+      return True
+    time.sleep(0.0005)
+  proc.kill()
+  raise AssertionError("the run neither reached the kill point nor finished")
+
+
+def _final_state(workdir):
+  state = load_run(workdir).state
+  assert int(state.step) == STEPS
+  return jax.tree.leaves((state.params, state.ema_params, state.opt_state))
+
+
+def test_kill_9_at_random_moments_resumes_bit_for_bit(tmp_path):
+  env = _env(tmp_path)
+  straight = str(tmp_path / "straight")
+  # The uninterrupted run, with -v and TensorBoard (which loads TensorFlow): the start-up notices that a normal
+  # run cuts (see test_ddpm_experiment.py) are printed again.
+  proc = subprocess.run(_command(straight) + ["-v=0", "--config.tensorboard=True"], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert any(n in proc.stderr for n in STARTUP_NOISE), proc.stderr[:2000]
+
+  workdir = str(tmp_path / "killed")
+  rng = np.random.default_rng(11)
+  kills = []
+  # Kill points: during a checkpoint write; then at two random logged steps (between or around saves).
+  points = [("during a save", lambda: _saving(workdir))]
+  for _ in range(2):
+    points.append(("at a random moment", None))
+  for what, ready in points:
+    proc = subprocess.Popen(_command(workdir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    if ready is None:
+      start = max(_logged_steps(workdir) + [0])
+      target = int(rng.integers(start + 1, min(start + 16, STEPS - 2)))
+      extra = float(rng.uniform(0.0, 0.05))
+      reached = lambda target=target: max(_logged_steps(workdir) + [0]) >= target
+      delayed = {"t": None}
+
+      def ready(reached=reached, extra=extra, delayed=delayed):
+        if delayed["t"] is None and reached():
+          delayed["t"] = time.monotonic() + extra
+        return delayed["t"] is not None and time.monotonic() >= delayed["t"]
+      what = f"{what} (after step {target} + {extra * 1000:.0f} ms)"
+    assert _kill_when(proc, ready), f"the run finished before the kill {what}"
+    kills.append((what, max(_logged_steps(workdir) + [0]), sorted(os.listdir(os.path.join(workdir, "checkpoints")))))
+
+  final = subprocess.run(_command(workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert final.returncode == 0, final.stderr[-3000:]
+  assert "lock" in final.stderr.lower() or "lock" in final.stdout.lower(), "the dead run's lock was not taken over"
+  assert _logged_steps(workdir) == list(range(1, STEPS + 1)), (kills, _logged_steps(workdir))
+  for a, b in zip(_final_state(straight), _final_state(workdir)):
+    assert a.dtype == b.dtype and np.array_equal(np.asarray(a), np.asarray(b)), kills
