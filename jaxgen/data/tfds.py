@@ -154,8 +154,12 @@ def load_split_numpy(name: str, split: str, data_dir=None, *,
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   spec = get_dataset_spec(name)
   builder = prepare(name, data_dir, download)
-  ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
-  arrays = {k: np.asarray(v) for k, v in tfds.as_numpy(ds).items() if k in spec.features}
+  # In batches (not batch_size=-1: one tensor of the whole split, which also trips tfds's mock data).
+  ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=1000)
+  parts = [{k: np.asarray(v) for k, v in b.items() if k in spec.features} for b in tfds.as_numpy(ds)]
+  if not parts:
+    raise ValueError(f"{name}/{split} is empty")
+  arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
   image = arrays["image"] = arrays["image"].astype(np.uint8)
   if image.shape[1:] != spec.image_shape:
     raise ValueError(f"{name}/{split}: image shape {image.shape[1:]}, "

@@ -59,12 +59,14 @@ def inception_score(logits, splits: int = 10) -> Tuple[float, float]:
   z = np.asarray(logits, np.float64)
   if z.ndim != 2 or len(z) < splits:
     raise ValueError(f"logits must be (N >= splits={splits}, K), got shape {z.shape}")
-  log_p = z - z.max(axis=1, keepdims=True)
-  log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+  from scipy.special import logsumexp, xlogy
+  log_p = z - logsumexp(z, axis=1, keepdims=True)
   scores = []
   for part in np.array_split(log_p, splits):
-    log_marginal = np.log(np.exp(part).mean(axis=0))
-    kl = (np.exp(part) * (part - log_marginal)).sum(axis=1)
+    p = np.exp(part)
+    marginal = p.mean(axis=0)
+    # sum_y p log p - sum_y p log p(y), with 0 log 0 = 0 (saturated softmaxes underflow to exact zeros)
+    kl = xlogy(p, p).sum(axis=1) - xlogy(p, marginal[None, :]).sum(axis=1)
     scores.append(np.exp(kl.mean()))
   return float(np.mean(scores)), float(np.std(scores))
 

@@ -48,6 +48,10 @@ def test_inception_score_extremes():
   confident[np.arange(n), np.arange(n) % k] = 50.0    # every split sees every class equally, each image certain
   mean, std = metrics.inception_score(confident)
   assert mean == pytest.approx(k, rel=1e-6) and std < 1e-6
+  # saturated softmaxes (probabilities that underflow to exact zeros; e.g. a network's logits of order 1e3):
+  # 0 log 0 = 0, not NaN
+  mean, std = metrics.inception_score(confident * 100.0)
+  assert mean == pytest.approx(k, rel=1e-9) and std < 1e-9
 
 
 def test_kid_equals_a_direct_double_sum():
