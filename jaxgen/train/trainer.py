@@ -237,10 +237,12 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
     bad = _first_non_finite(rows)
     if bad is not None:
       ckpt.wait()
-      raise NonFiniteLossError(
-          f"non-finite {bad[1]} at step {bad[0]}; training stopped. The last good checkpoint is step "
-          f"{ckpt.latest_step()} in {ckpt.directory} (rerunning resumes from it; lower the learning rate or "
-          f"check the data if it recurs)")
+      last = ckpt.latest_step()
+      where = (f"The last good checkpoint is step {last} in {ckpt.directory} (rerunning resumes from it"
+               if last is not None else f"No checkpoint was written before it in {ckpt.directory} (rerunning "
+               f"starts again from step 0")
+      raise NonFiniteLossError(f"non-finite {bad[1]} at step {bad[0]}; training stopped. {where}; lower the "
+                               f"learning rate or check the data if it recurs)")
     return rows
 
   logged = []
