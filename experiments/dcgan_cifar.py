@@ -15,9 +15,9 @@ Other options: --config.gan.loss=hinge|wgan|minimax --config.gan.gp_weight=10 --
 
 EXPECTED
   samples/step_<N>.png from the EMA generator (conditional: one class per row). On digits, metrics.jsonl
-  carries the digits probe's scores of 1000 samples (samples/probe_mean_confidence, samples/probe_confident_fraction,
-  samples/probe_classes_covered, and samples/probe_label_agreement when conditional); docs/vae_gan.md has the figures
-  measured here. paper: not run here (no CIFAR-10, no accelerator); DCGAN CIFAR-10 FID is typically ~30-40
+  carries sample metrics of 1000 samples in the digits feature space (samples/fid, kid, precision, recall,
+  inception_score, classes_covered, and samples/label_accuracy when conditional); docs/vae_gan.md and the README
+  have the figures measured here. paper: not run here (no CIFAR-10, no accelerator); DCGAN CIFAR-10 FID is typically ~30-40
   in later reimplementations (not verified).
 """
 from __future__ import annotations
@@ -36,16 +36,18 @@ def get_config(preset: str = "paper"):
                  groups=dict(generator=dict(learning_rate=2e-4), discriminator=dict(learning_rate=2e-4)))
   c.batch_size = 128
   cadence(c, steps=100_000, every=5000, log_every=500, eval_every=10_000)
+  c.evals = ("sample_metrics",)     # FID etc. of 10k samples in the Inception space (skipped, with a warning, without
+  c.eval.fid_samples = 10_000       # the converted Inception weights)
   if c.preset == "quick":
     c.data.name = "digits"
     c.model.update(latent_dim=32, g_channels=(128, 64), d_channels=(64, 128))
     c.batch_size = 64
-    c.evals = ("probe",)
+    c.evals = ("sample_metrics",)
     cadence(c, steps=3000, every=1000, log_every=200)
   elif c.preset == "smoke":
     c.data.name = "digits"
     c.model.update(latent_dim=8, g_channels=(16, 8), d_channels=(8, 16))
-    c.evals = ("probe",)
+    c.evals = ("sample_metrics",)
     smoke(c, num_samples=20)
   return c
 

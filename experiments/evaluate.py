@@ -1,13 +1,23 @@
-r"""Evaluate a finished run from its samples: FID, KID, precision/recall and (with a class head) Inception score.
+r"""Evaluate a finished run from its samples: FID, KID, precision/recall, Inception score; reference statistics.
 
-  python -m experiments.evaluate --workdir=workdirs/ddpm_quick --num=1000
+  python -m experiments.evaluate --workdir=workdirs/ddpm_quick [--num=50000] [--chunk=500]
+  python -m experiments.evaluate reference --data=cifar10 --split=train [--data_dir=DIR] [--compare=stats.npz]
+  python -m experiments.evaluate baselines --data=digits --num=1000
 
-Rebuilds the run with jaxgen.train.run.load_run (any family that samples: DDPM, flows, VAE, GANs), draws
---num samples (default 50,000) from its latest checkpoint with the EMA params in chunks of --chunk under
-workdir/eval/step_<N>_n<num>/ (a killed evaluation resumes from the chunks it wrote), embeds them with the
-data set's offline feature network (jaxgen.eval.feature_net: digits, shapes; trained and cached on first use)
-and compares them with the training split's features. Writes workdir/eval/metrics.json and appends the
-samples/* metrics to workdir/metrics.jsonl.
+A run: rebuilt with jaxgen.train.run.load_run (any family that samples: DDPM, flows, VAE, GANs); --num samples
+(default 50,000) drawn from its latest checkpoint with the EMA params, sharded over all devices, in chunks of
+--chunk under workdir/eval/step_<N>_n<num>/ (a killed evaluation resumes from the chunks it wrote); embedded in
+the data set's feature space (digits, shapes: the offline feature networks, trained and cached on first use;
+cifar10: the FID Inception, whose converted weights must be at hand) and compared with the training split's
+reference. Writes workdir/eval/metrics.json, appends to workdir/eval/metrics.jsonl and the samples/* metrics to
+workdir/metrics.jsonl. A flow's temperature: --temperature (stored in the record).
+
+baselines: the same metrics for held-out real examples (the first --num of the test split) and for uniform pixel
+noise, against the training split: the floor and the ceiling that a run's numbers sit between.
+
+reference: the mean/covariance (and features) of every example of a split, uint8 as stored, cached with a
+fingerprint of the data and the network; printed as JSON. --compare=FILE.npz (pytorch-fid's statistics, with
+'mu' and 'sigma') prints the FID between the two, which is ~0 when both describe the same data and network.
 """
 from __future__ import annotations
 
@@ -16,24 +26,102 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("workdir", None, "run directory of a finished run", required=True)
+flags.DEFINE_string("workdir", None, "run directory of a finished run")
 flags.DEFINE_integer("num", 50_000, "number of samples")
 flags.DEFINE_integer("chunk", 500, "samples per saved chunk")
+flags.DEFINE_float("temperature", None, "flows: sampling temperature (default: the run's eval.sample_options)")
+flags.DEFINE_string("data", None, "reference: data set name (cifar10, digits, shapes, shapes_tiny)")
+flags.DEFINE_string("split", "train", "reference: split")
+flags.DEFINE_string("data_dir", None, "reference: TFDS data directory")
+flags.DEFINE_string("inception_weights", None, "converted FID Inception weights (default $JAXGEN_INCEPTION_WEIGHTS "
+                    "or ~/.cache/jaxgen/inception_fid_2015-12-05.msgpack)")
+flags.DEFINE_string("compare", None, "reference: an .npz with mu and sigma to compare with (e.g. pytorch-fid's)")
 FLAGS = flags.FLAGS
 
 
-def main(_):
+def _progress(message: str):
+  print(message, file=sys.stderr, flush=True)
+
+
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def reference_command() -> dict:
+  import ml_collections
+  import numpy as np
+  from jaxgen.data.specs import DATASETS
+  from jaxgen.eval import metrics
+  from jaxgen.eval import sample_metrics as sm
+  spec = DATASETS[FLAGS.data]
+  splits = (spec.train_split, spec.eval_split)
+  if FLAGS.split not in splits:
+    _fail(f"--split={FLAGS.split}: {FLAGS.data} has {', '.join(splits)}")
+  config = ml_collections.ConfigDict(dict(data=dict(name=FLAGS.data, data_dir=FLAGS.data_dir, download=True),
+                                          eval=dict(inception_weights=FLAGS.inception_weights)))
+  space = sm.load_feature_space(config)
+  ref = sm.reference(config, space, FLAGS.split, log=_progress)
+  out = {"data": FLAGS.data, "split": FLAGS.split, "feature_space": sm.feature_space_for(FLAGS.data),
+         "feature_net_test_accuracy": space.test_accuracy,
+         "num_examples": int(ref["num_examples"]), "feature_dim": int(ref["mu"].shape[0]),
+         "fingerprint": str(ref["fingerprint"]), "path": str(ref["path"])}
+  if FLAGS.compare:
+    with np.load(FLAGS.compare) as z:
+      out["fid_to_compare"] = metrics.frechet_distance(ref["mu"], ref["sigma"], z["mu"], z["sigma"])
+  return out
+
+
+def baselines_command() -> dict:
+  import ml_collections
+  from jaxgen.eval import sample_metrics as sm
+  config = ml_collections.ConfigDict(dict(data=dict(name=FLAGS.data, data_dir=FLAGS.data_dir, download=True),
+                                          eval=dict(inception_weights=FLAGS.inception_weights)))
+  return sm.baselines(config, FLAGS.num, log=_progress)
+
+
+def _check_arguments(command) -> None:
+  """Errors in the command line, before TensorFlow and JAX start."""
+  import os
+  from jaxgen.eval.sample_metrics import FEATURE_SPACES     # no JAX or TF import
+  if command not in ([], ["reference"], ["baselines"]):
+    _fail(f"unknown command {' '.join(command)!r}; use `--workdir=DIR` (evaluate a run), `reference --data=...` "
+          f"or `baselines --data=...`")
+  if command:
+    if FLAGS.data not in FEATURE_SPACES:
+      _fail(f"--data={FLAGS.data}: choose one of {', '.join(sorted(FEATURE_SPACES))}")
+    if command == ["baselines"] and FLAGS.num < 2:
+      _fail(f"--num={FLAGS.num} must be >= 2")
+    return
+  if not FLAGS.workdir:
+    _fail("--workdir is required (the run to evaluate)")
+  if not os.path.isfile(os.path.join(FLAGS.workdir, "config.json")):
+    _fail(f"--workdir={FLAGS.workdir} is not a run directory (no config.json in it)")
+  if FLAGS.num < 2 or FLAGS.chunk < 1:
+    _fail(f"--num={FLAGS.num} must be >= 2 and --chunk={FLAGS.chunk} >= 1")
+
+
+def main(argv):
+  command = argv[1:]
+  _check_arguments(command)
+  from jaxgen.train import runtime
+  verbose = FLAGS["verbosity"].present
+  runtime.set_xla_cpu_flags()
+  runtime.quiet_startup(verbose)
   from absl import logging as absl_logging
-  absl_logging.set_verbosity(absl_logging.WARNING)
-  from jaxgen.eval.sample_metrics import evaluate_run
-  if FLAGS.num < 2:
-    print(f"error: --num={FLAGS.num} must be >= 2", file=sys.stderr)
-    sys.exit(2)
+  if not verbose:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  from jaxgen.data.tfds import DatasetUnavailableError
   try:
-    record = evaluate_run(FLAGS.workdir, num=FLAGS.num, chunk=FLAGS.chunk, log=lambda m: print(m, flush=True))
-  except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    if command:
+      print(json.dumps((reference_command if command == ["reference"] else baselines_command)(), indent=2))
+      return
+    from jaxgen.eval.sample_metrics import evaluate_run
+    options = {} if FLAGS.temperature is None else {"temperature": FLAGS.temperature}
+    record = evaluate_run(FLAGS.workdir, num=FLAGS.num, chunk=FLAGS.chunk, sample_options=options,
+                          inception_weights=FLAGS.inception_weights, log=_progress)
+  except (FileNotFoundError, ValueError, DatasetUnavailableError) as e:
+    _fail(str(e))
   print(json.dumps(record, indent=2))
 
 

@@ -35,13 +35,13 @@ def get_config(preset: str = "paper"):
     c.optim.update(ema_decay=0.999)
     c.batch_size = 100
     c.num_samples = 100
-    c.evals = ("vae_heldout", "vae_figures", "probe")
+    c.evals = ("vae_heldout", "vae_figures", "sample_metrics")
     cadence(c, steps=4000, every=1000, log_every=200, sample_every=2000, eval_every=2000)
   elif c.preset == "smoke":
     c.data.name = "digits"
     c.model.update(channels=(8,), latent_dim=4)
     c.eval.update(num_iwae_samples=8, iwae_chunk=4)
-    c.evals = ("vae_heldout", "vae_figures", "probe")
+    c.evals = ("vae_heldout", "vae_figures", "sample_metrics")
     smoke(c)
   return c
 

@@ -11,9 +11,8 @@ Options: --config.model.likelihood=bernoulli|gaussian|logistic --config.model.ki
 EXPECTED
   metrics.jsonl carries test/elbo_bits_per_dim and test/iwae<k>_bits_per_dim (8-bit bits/dim of the 300 held-out digits under
   the discretised logistic decoder, EMA params); IWAE < ELBO. workdir/figures/ holds reconstructions.png
-  (data and reconstruction rows alternating), samples.png and interpolations.png; samples/probe_* score 1000
-  prior samples with the digits probe. See docs/vae_gan.md for the
-  figures measured here.
+  (data and reconstruction rows alternating), samples.png and interpolations.png; samples/fid, precision, ...
+  grade 1000 prior samples in the digits feature space. See docs/vae_gan.md for the figures measured here.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ def get_config(preset: str = "paper"):
   c = base_config("vae", preset or "paper")
   c.model = dict(kind="mlp", hidden=(500,), channels=(32, 64), latent_dim=20, likelihood="logistic", beta=1.0)
   c.eval.update(num_iwae_samples=5000, iwae_chunk=250, batch_size=100)
-  c.evals = ("vae_heldout", "vae_figures", "probe")
+  c.evals = ("vae_heldout", "vae_figures", "sample_metrics")
   c.optim.update(learning_rate=1e-3, ema_decay=0.999)
   c.batch_size = 100
   cadence(c, steps=50_000, every=5000, log_every=500, eval_every=10_000)

@@ -36,17 +36,18 @@ class EvalEntry:
 
 FAMILIES = {
     "ddpm": FamilyEntry("jaxgen.diffusion.build:make_ddpm", "jaxgen.diffusion.build:validate_ddpm_config",
-                        evals=("probe",)),
+                        evals=("sample_metrics",)),
     "vae": FamilyEntry("jaxgen.vae.build:make_vae", "jaxgen.vae.build:validate_vae_config",
-                       evals=("vae_heldout", "vae_figures", "probe")),
+                       evals=("vae_heldout", "vae_figures", "sample_metrics")),
     "gan": FamilyEntry("jaxgen.gan.build:make_gan", "jaxgen.gan.build:validate_gan_config",
-                       evals=("probe", "mode_coverage")),
+                       evals=("sample_metrics", "mode_coverage")),
     "flow": FamilyEntry("jaxgen.flows.build:make_flow", "jaxgen.flows.build:validate_flow_config",
-                        evals=("flow_heldout", "flow_figures", "flow_density", "flow_classifier", "probe")),
+                        evals=("flow_heldout", "flow_figures", "flow_density", "flow_classifier", "sample_metrics")),
 }
 
 EVALS = {
-    "probe": EvalEntry("jaxgen.eval.probe:make_probe_eval", "periodic", datasets=("digits",)),
+    "sample_metrics": EvalEntry("jaxgen.eval.sample_metrics:make_sample_eval", "periodic",
+                                datasets=("digits", "shapes", "shapes_tiny", "cifar10")),
     "flow_heldout": EvalEntry("jaxgen.eval.likelihood:make_flow_heldout_eval", "periodic", ("image", "points")),
     "vae_heldout": EvalEntry("jaxgen.eval.likelihood:make_vae_heldout_eval", "periodic"),
     "flow_density": EvalEntry("jaxgen.eval.toy2d:make_flow_density_eval", "periodic", ("points",)),

@@ -25,8 +25,9 @@ def test_smoke_preset_end_to_end(tmp_path):
   assert "step 6/6" in proc.stdout and "img/s" in proc.stdout and "ETA" in proc.stdout
   rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
   assert [r["step"] for r in rows if "train/loss" in r] == [2, 4, 6]
-  probe = [r for r in rows if "samples/probe_mean_confidence" in r]   # the digits sample-quality eval at the end
-  assert [r["step"] for r in probe] == [6] and 0 < probe[0]["samples/probe_mean_confidence"] <= 1
+  scored = [r for r in rows if "samples/fid" in r]   # sample metrics in the digits feature space, at the end
+  assert [r["step"] for r in scored] == [6] and scored[0]["samples/fid"] > 0
+  assert 0 <= scored[0]["samples/precision"] <= 1 and 1 <= scored[0]["samples/classes_covered"] <= 10
   assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
   png = workdir / "samples" / "step_6.png"
   assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -76,7 +77,7 @@ def test_batch_not_divisible_by_device_count_fails_before_compiling(tmp_path):
 
 def test_unknown_preset_is_named():
   from experiments.ddpm_cifar import get_config
-  with pytest.raises(ValueError, match="unknown preset 'fast'; choose one of: paper, quick, smoke"):
+  with pytest.raises(ValueError, match="unknown preset 'fast'; choose one of: paper, quick, quick_shapes, smoke"):
     get_config("fast")
 
 

@@ -87,6 +87,7 @@ class FeatureNet:
   params: dict
   test_accuracy: Dict[str, float]
   batch_size: int = 500
+  cache: str = ""          # its cache directory (reference statistics in its space are kept there too)
 
   @property
   def network(self) -> FeatureCNN:
@@ -151,33 +152,55 @@ def train_feature_net(name: str, train: Dict[str, np.ndarray], test: Dict[str, n
 TRAIN_STEPS = {"digits": 1500, "shapes": 3000, "shapes_tiny": 200}
 
 
-def cache_dir(name: str, data_dir: Optional[str]) -> str:
+CACHE_ENV = "JAXGEN_FEATURE_CACHE"
+
+
+def cache_root(data_dir: Optional[str]) -> str:
+  """Where feature networks and reference statistics are cached: $JAXGEN_FEATURE_CACHE if set, else
+  <data_dir>/jaxgen_features (data_dir: the TFDS data directory, default $TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+  if os.environ.get(CACHE_ENV):
+    return os.path.expanduser(os.environ[CACHE_ENV])
   root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
-  return os.path.join(root, "jaxgen_features", f"{name}-{VERSION}")
+  return os.path.join(root, "jaxgen_features")
+
+
+def cache_dir(name: str, data_dir: Optional[str], steps: Optional[int] = None) -> str:
+  """The network trained for `steps` (default TRAIN_STEPS[name]) has its own directory: a shorter run for
+  tests never stands in for the real one."""
+  steps = steps or TRAIN_STEPS[name]
+  suffix = "" if steps == TRAIN_STEPS[name] else f"-s{steps}"
+  return os.path.join(cache_root(data_dir), f"{name}-{VERSION}{suffix}")
 
 
 def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
   """The feature network of config.data.name: read from its cache, or trained on the training split now
-  (deterministic) and cached."""
+  (deterministic) and cached. steps: training steps (default config.eval.feature_net_steps if set, else
+  TRAIN_STEPS[name])."""
   from flax import serialization
   from jaxgen.data import load_split
   name = config.data.name
   heads_for(name)
-  directory = cache_dir(name, config.data.get("data_dir"))
+  steps = steps or (config.get("eval", {}).get("feature_net_steps") if "eval" in config else None) or TRAIN_STEPS[name]
+  directory = cache_dir(name, config.data.get("data_dir"), steps)
   params_path, info_path = os.path.join(directory, "params.msgpack"), os.path.join(directory, "info.json")
   if os.path.exists(params_path) and os.path.exists(info_path):
     info = json.load(open(info_path))
     template = FeatureCNN(heads_for(name)).init(jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(info["image_shape"])))
     params = serialization.from_bytes(template["params"], open(params_path, "rb").read())
-    return FeatureNet(name, params, info["test_accuracy"])
+    return FeatureNet(name, params, info["test_accuracy"], cache=directory)
+  print(f"training the {name} feature network ({steps} steps, once; cached in {directory})", flush=True)
   train, test = load_split(config, "train"), load_split(config, "test")
-  model = train_feature_net(name, train, test, steps=steps or TRAIN_STEPS[name])
+  model = train_feature_net(name, train, test, steps=steps)
+  print(f"{name} feature network: held-out accuracy " +
+        ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()), flush=True)
+  model.cache = directory
   os.makedirs(directory, exist_ok=True)
   tmp = params_path + ".tmp"
   with open(tmp, "wb") as f:
     f.write(serialization.to_bytes(model.params))
   os.replace(tmp, params_path)
-  with open(info_path, "w") as f:
+  with open(info_path + ".tmp", "w") as f:
     json.dump({"test_accuracy": model.test_accuracy, "image_shape": list(train["image"].shape[1:]),
-               "train_steps": steps or TRAIN_STEPS[name], "version": VERSION}, f, indent=2)
+               "train_steps": steps, "version": VERSION}, f, indent=2)
+  os.replace(info_path + ".tmp", info_path)
   return model

@@ -1,8 +1,9 @@
 """Figures of a finished run, made at its last step (evaluations named '*_figures' in jaxgen.registry).
 
-  make_flow_figures  workdir/figures/samples_T<t>.png at each config.figures.temperatures (scored by the digits
-                     probe on digits: samples/T<t>/probe_*), interpolations.png and manipulate_<a>_to_<b>.png
-                     (adding the class-mean latent difference; samples/manipulated_<a>_to_<b>_probe_fraction)
+  make_flow_figures  workdir/figures/samples_T<t>.png at each config.figures.temperatures (on digits scored in
+                     the digits feature space against the training split: samples/T<t>/fid, precision, ...,
+                     label_accuracy), interpolations.png and manipulate_<a>_to_<b>.png (adding the class-mean
+                     latent difference; samples/manipulated_<a>_to_<b>_fraction: the digits network's label is b)
   make_vae_figures   workdir/figures/reconstructions.png (data and reconstruction rows), samples.png,
                      interpolations.png
 Both return a trainer eval_fn(state, step) -> {metrics}; the EMA params are drawn from.
@@ -21,23 +22,26 @@ NUM_FIGURE_SAMPLES = 100
 
 def make_flow_figures(config, model, workdir):
   from jaxgen.data import load_split
-  from jaxgen.eval.probe import PROBE_SEED, probe_predict, probe_scores
+  from jaxgen.eval import sample_metrics as sm
   from jaxgen.flows.latent import class_mean_latents, interpolate, manipulate
   from jaxgen.train.family import grid_labels
   digits = config.data.name == "digits"
+  space = sm.load_feature_space(config) if digits else None
+  ref = sm.reference(config, space) if digits else None
   num = NUM_FIGURE_SAMPLES
   labels = grid_labels(num, model.num_classes) if model.num_classes else None
   sample = jax.jit(lambda p, r, t: model.sample(p, r, num, labels=labels, temperature=t))
 
   def eval_fn(state, step):
     params, out_dir, results = state.ema_params, os.path.join(workdir, "figures"), {}
-    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), PROBE_SEED)
+    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), sm.SAMPLE_SEED)
     for t in config.figures.temperatures:
       images = np.asarray(sample(params, rng, t))
       save_image_grid(os.path.join(out_dir, f"samples_T{t:g}.png"), images,
                       ncols=num // model.num_classes if model.num_classes else 10)
       if digits:
-        results.update(probe_scores(images, None if labels is None else np.asarray(labels), f"samples/T{t:g}/"))
+        results.update(sm.compare(space, images, ref, None if labels is None else np.asarray(labels),
+                                  prefix=f"samples/T{t:g}/"))
     if model.num_classes:
       return results
     test, train = load_split(config, "test"), load_split(config, "train")
@@ -54,7 +58,7 @@ def make_flow_figures(config, model, workdir):
                     np.asarray(moved).reshape((-1,) + moved.shape[2:]), ncols=len(strengths))
     if digits:
       last = np.asarray(moved[:, int(np.argmin(np.abs(strengths - 1.0)))])   # the full class-mean difference
-      results[f"samples/manipulated_{src}_to_{dst}_probe_fraction"] = float(np.mean(probe_predict(last) == dst))
+      results[f"samples/manipulated_{src}_to_{dst}_fraction"] = float(np.mean(space.predict(last)["label"] == dst))
     return results
   return eval_fn
 

@@ -1,15 +1,26 @@
-"""Sample-based metrics of a run in a feature space: draw samples in resumable chunks, embed them, compare them
-with a data split's reference features.
+"""Sample-based metrics in a feature space: FID, KID, precision/recall, Inception score, class coverage.
 
-Feature spaces: 'digits' and 'shapes' (jaxgen.eval.feature_net, offline). The reference of a split holds every
-example's features (uint8 as stored, no dequantisation, no dropped remainder), their mean and covariance, and
-a fingerprint of the data and the network; it is cached beside the feature network.
-Metrics ('samples/...'): fid, kid (and kid_std), precision, recall (k=3), and inception_score (+ _std, 10
-splits) from the network's class head where it has one ('label': digits); for conditional models asked for
-classes, label_accuracy (the network's label equals the asked class).
+Feature spaces (`feature_space_for(data name)`):
+  digits, shapes  the offline feature networks (jaxgen.eval.feature_net: 128-d features, attribute heads)
+  inception       the FID InceptionV3 (jaxgen.eval.inception: 2048-d pool features, 1008 logits), for cifar10;
+                  its weights are converted once from pytorch-fid's file (see docs/evaluation.md)
+The reference of a data split holds the mean and covariance of every example's features (uint8 as stored, no
+dequantisation, no dropped remainder), the features themselves (all of them, or a fixed 10,000 when they would
+take more than 100 MB) for KID and precision/recall, and a fingerprint of the data and the network; it is cached
+in the network's cache directory under a name that includes the data's hash.
+
+Metrics ('samples/...'): fid (against the reference's full mean/covariance), kid and kid_std, precision and
+recall (k=3), inception_score and its std (10 splits) from the class head ('label' for digits, Inception's
+logits for cifar10), classes_covered (classes holding >= 2% of the samples, digits), and for conditional models
+asked for classes, label_accuracy (the network's label equals the asked class).
+
+Two users: `evaluate_run` (experiments.evaluate: N samples of a finished run in resumable chunks under
+workdir/eval/) and `make_sample_eval` (the trainer's 'sample_metrics' evaluation: config.eval.fid_samples
+samples, the same noise at every evaluation). FID grows as N shrinks: compare numbers at the same N only.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,80 +31,180 @@ import numpy as np
 
 from jaxgen.eval import metrics
 
-FEATURE_SPACES = ("digits", "shapes")
+FEATURE_SPACES = {"digits": "digits", "shapes": "shapes", "shapes_tiny": "shapes", "cifar10": "inception"}
+MAX_REFERENCE_FLOATS = 25_000_000          # 100 MB of float32 features; beyond, a fixed subset is stored
+REFERENCE_SUBSET = 10_000
+COVERAGE_FRACTION = 0.02
+SAMPLE_SEED = 0xE7A1
 
 
 def feature_space_for(data_name: str) -> str:
-  space = {"digits": "digits", "shapes": "shapes", "shapes_tiny": "shapes"}.get(data_name)
+  space = FEATURE_SPACES.get(data_name)
   if space is None:
-    raise ValueError(f"no offline feature space for data set {data_name!r} (offline spaces: "
-                     f"{', '.join(FEATURE_SPACES)}); Inception-based FID for CIFAR-10 is not part of jaxgen yet")
+    raise ValueError(f"no feature space for data set {data_name!r}; sample metrics are defined for: "
+                     f"{', '.join(sorted(FEATURE_SPACES))}")
   return space
 
 
-def reference(config, feature_net, split: str = "train") -> Dict[str, np.ndarray]:
-  """Features, mean and covariance of every example of `split` (cached beside the feature network)."""
+class InceptionSpace:
+  """The FID Inception as a feature space: outputs(uint8 images) -> (pool (N, 2048), {'inception': logits})."""
+  name = "inception"
+
+  def __init__(self, params, cache: str, batch_size: int = 100):
+    self.params, self.cache, self.batch_size = params, cache, batch_size
+    self.test_accuracy: Dict[str, float] = {}
+
+  @functools.cached_property
+  def _jitted(self):
+    import jax
+    from jaxgen.eval.inception import inception_features
+    return jax.jit(inception_features)
+
+  def outputs(self, images):
+    feats, logits = [], []
+    for i in range(0, len(images), self.batch_size):
+      f, lg = self._jitted(self.params, np.asarray(images[i:i + self.batch_size]))
+      feats.append(np.asarray(f))
+      logits.append(np.asarray(lg))
+    return np.concatenate(feats), {"inception": np.concatenate(logits)}
+
+
+def load_feature_space(config):
+  """The feature space of config.data.name: an offline feature network (trained and cached on first use) or the
+  FID Inception (FileNotFoundError with instructions when its converted weights are missing)."""
+  from jaxgen.eval.feature_net import cache_root, load_feature_net
+  space = feature_space_for(config.data.name)
+  if space != "inception":
+    return load_feature_net(config)
+  from jaxgen.eval.inception import load_inception_params
+  path = config.get("eval", {}).get("inception_weights") if "eval" in config else None
+  return InceptionSpace(load_inception_params(path), os.path.join(cache_root(config.data.get("data_dir")),
+                                                                  "inception-2015-12-05"))
+
+
+def _params_hash(params) -> str:
+  import jax
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    h.update(np.asarray(leaf).tobytes())
+  return h.hexdigest()[:16]
+
+
+def _in_chunks(space, images, log, what: str, chunk: int = 5000):
+  """space.outputs over `images` in chunks, with progress lines when there are several."""
+  feats, logits, t0 = [], {}, time.perf_counter()
+  for i in range(0, len(images), chunk):
+    f, lg = space.outputs(images[i:i + chunk])
+    feats.append(f)
+    for k, v in lg.items():
+      logits.setdefault(k, []).append(v)
+    done = min(i + chunk, len(images))
+    if len(images) > chunk and log is not None:
+      rate = done / max(time.perf_counter() - t0, 1e-9)
+      eta = (len(images) - done) / rate
+      log(f"{what} {done}/{len(images)} | {rate:.1f} img/s | ETA {int(eta // 60)}:{int(eta % 60):02d}")
+  return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
+
+
+def reference(config, space, split: str = "train", *, log=None) -> Dict[str, np.ndarray]:
+  """Mean, covariance and features of every example of `split` in `space` (cached; see the module doc)."""
   from jaxgen.data import load_split
-  from jaxgen.eval.feature_net import cache_dir
-  path = os.path.join(cache_dir(feature_net.name, config.data.get("data_dir")), f"reference_{config.data.name}_{split}.npz")
+  images = load_split(config, split)["image"]
+  data_hash = hashlib.sha256(images.tobytes()).hexdigest()[:16]
+  path = os.path.join(space.cache, f"reference_{config.data.name}_{split}_{data_hash}.npz")
   if os.path.exists(path):
     with np.load(path) as z:
       return dict(z)
-  images = load_split(config, split)["image"]
-  feats = feature_net.features(images)
-  mu, cov = metrics.gaussian_stats(feats)
-  data_hash = hashlib.sha256(images.tobytes()).hexdigest()[:16]
-  net_hash = hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in _leaves(feature_net.params))).hexdigest()[:16]
-  out = {"features": feats, "mu": mu, "sigma": cov, "num_examples": np.asarray(len(images)),
-         "fingerprint": np.asarray(f"data {data_hash} net {net_hash}")}
+  feats, _ = _in_chunks(space, images, log, f"reference features of {config.data.name}/{split}")
+  mu, sigma = metrics.gaussian_stats(feats)
+  kept = feats
+  if feats.size > MAX_REFERENCE_FLOATS:
+    kept = feats[np.sort(np.random.default_rng(0).choice(len(feats), REFERENCE_SUBSET, replace=False))]
+  out = {"features": kept, "mu": mu, "sigma": sigma, "num_examples": np.asarray(len(images)),
+         "fingerprint": np.asarray(f"{config.data.name}/{split}: {len(images)} examples, data sha256 {data_hash}; "
+                                   f"{space.name} network sha256 {_params_hash(space.params)}"),
+         "path": np.asarray(path)}
+  os.makedirs(space.cache, exist_ok=True)
   tmp = path + ".tmp.npz"
   np.savez(tmp, **out)
   os.replace(tmp, path)
   return out
 
 
-def _leaves(tree):
-  import jax
-  return jax.tree.leaves(tree)
-
-
-def compare(feature_net, images, ref, labels: Optional[np.ndarray] = None, prefix: str = "samples/") -> Dict[str, float]:
-  feats, logits = feature_net.outputs(images)           # one pass of the network
-  out = {"fid": metrics.fid(feats, ref["features"])}
-  out["kid"], out["kid_std"] = metrics.kid(feats, ref["features"], num_subsets=50, subset_size=min(1000, len(feats)))
-  out.update(metrics.precision_recall(ref["features"], feats, k=3))
+def compare(space, images, ref, labels: Optional[np.ndarray] = None, prefix: str = "samples/") -> Dict[str, float]:
+  """Metrics of `images` (uint8 or [-1, 1]) against the reference `ref`; `labels`: the classes asked for."""
+  feats, logits = space.outputs(images)           # one pass of the network
+  mu, sigma = metrics.gaussian_stats(feats)
+  out = {"fid": metrics.frechet_distance(mu, sigma, ref["mu"], ref["sigma"])}
+  real = ref["features"]
+  out["kid"], out["kid_std"] = metrics.kid(feats, real, num_subsets=50, subset_size=min(1000, len(feats), len(real)))
+  out.update(metrics.precision_recall(real, feats, k=3))
+  head = logits.get("label", logits.get("inception"))
+  if head is not None and len(head) >= 10:
+    # The 10 splits must each be a fair draw: a conditional model's samples come in runs of one class.
+    order = np.random.default_rng(0).permutation(len(head))
+    out["inception_score"], out["inception_score_std"] = metrics.inception_score(head[order])
   if "label" in logits:
-    if len(logits["label"]) >= 10:
-      out["inception_score"], out["inception_score_std"] = metrics.inception_score(logits["label"])
+    pred = logits["label"].argmax(axis=-1)
+    counts = np.bincount(pred, minlength=logits["label"].shape[-1])
+    out["classes_covered"] = float(np.sum(counts >= COVERAGE_FRACTION * len(pred)))
     if labels is not None:
-      out["label_accuracy"] = float(np.mean(logits["label"].argmax(axis=-1) == np.asarray(labels)))
+      out["label_accuracy"] = float(np.mean(pred == np.asarray(labels)))
   return {prefix + k: float(v) for k, v in out.items()}
 
 
-def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, seed: int = 0,
-                 log=print):
-  """(`num` uint8 samples, their asked labels or None): in chunks saved as directory/chunk_<i>.npz; chunks already there are kept (a killed
-  evaluation resumes where it stopped). Sampled with jit over the device mesh, the chunk sharded over 'data'."""
+def baselines(config, num: int, *, log=None) -> Dict:
+  """The floor and the ceiling of the metrics in config.data.name's feature space at `num` samples: held-out
+  real examples (the first `num` of the eval split) against the training split, and uniform pixel noise."""
+  from jaxgen.data import load_split
+  from jaxgen.data.specs import get_dataset_spec
+  space = load_feature_space(config)
+  ref = reference(config, space, "train", log=log)
+  held_out = load_split(config, get_dataset_spec(config.data.name).eval_split)
+  real = held_out["image"][:num]
+  noise = np.random.default_rng(0).integers(0, 256, (len(real),) + real.shape[1:], dtype=np.uint8)
+  labels = held_out["label"][:num] if "label" in held_out else None
+  return {"data": config.data.name, "num": len(real), "feature_space": feature_space_for(config.data.name),
+          "feature_net_test_accuracy": space.test_accuracy, "reference": str(ref["fingerprint"]),
+          "held_out_real": compare(space, real, ref, labels, prefix=""),
+          "uniform_noise": compare(space, noise, ref, prefix="")}
+
+
+def make_sampler(family, chunk: int, options: Optional[dict] = None):
+  """(sample(params, rng) -> `chunk` uint8 images, the labels asked for or None): jit over the device mesh, the
+  chunk sharded over 'data' (rounded to a multiple of the device count); `options` go to family.sample (e.g. a
+  flow's temperature)."""
   import jax
   from jaxgen.data.image import signed_unit_to_uint8
   from jaxgen.train import parallel
   from jaxgen.train.family import grid_labels
-  os.makedirs(directory, exist_ok=True)
   mesh = parallel.make_data_mesh()
   n_dev = mesh.devices.size
   chunk = max(n_dev, chunk - chunk % n_dev)
   num_classes = getattr(family, "num_classes", 0)
   labels = grid_labels(chunk, num_classes) if num_classes else None
   cond = {"labels": labels} if num_classes else {}
-  sample = jax.jit(lambda p, r: family.sample(p, r, chunk, **cond), out_shardings=parallel.batch_sharding(mesh))
-  base = jax.random.fold_in(jax.random.PRNGKey(seed), 0xE7A1)
+  fn = jax.jit(lambda p, r: family.sample(p, r, chunk, **cond, **(options or {})),
+               out_shardings=parallel.batch_sharding(mesh))
+  return (lambda params, rng: signed_unit_to_uint8(parallel.fetch(fn(params, rng)))), \
+      (None if labels is None else np.asarray(labels)), chunk
+
+
+def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, seed: int = 0,
+                 options: Optional[dict] = None, log=print):
+  """(`num` uint8 samples, their asked labels or None), in chunks saved as directory/chunk_<i>.npz; chunks already
+  there are kept (a killed evaluation resumes where it stopped)."""
+  import jax
+  os.makedirs(directory, exist_ok=True)
+  sample, labels, chunk = make_sampler(family, chunk, options)
+  base = jax.random.fold_in(jax.random.PRNGKey(seed), SAMPLE_SEED)
   num_chunks = -(-num // chunk)
   out, t0, fresh = [], time.perf_counter(), 0
   for i in range(num_chunks):
     path = os.path.join(directory, f"chunk_{i:05d}.npz")
     if not os.path.exists(path):
-      images = signed_unit_to_uint8(parallel.fetch(sample(params, jax.random.fold_in(base, i))))
-      np.savez(path + ".tmp.npz", images=images, labels=np.asarray(labels) if labels is not None else np.zeros(0))
+      images = sample(params, jax.random.fold_in(base, i))
+      np.savez(path + ".tmp.npz", images=images, labels=labels if labels is not None else np.zeros(0))
       os.replace(path + ".tmp.npz", path)
       fresh += 1
     with np.load(path) as z:
@@ -103,26 +214,60 @@ def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, 
     eta = (num_chunks - i - 1) * chunk / rate if fresh else 0.0
     log(f"samples {done}/{num} | {rate:.1f} img/s | ETA {int(eta // 60)}:{int(eta % 60):02d}")
   images = np.concatenate(out)[:num]
-  return images, (np.tile(np.asarray(labels), num_chunks)[:num] if labels is not None else None)
+  return images, (np.tile(labels, num_chunks)[:num] if labels is not None else None)
 
 
-def evaluate_run(workdir: str, *, num: int, chunk: int = 500, log=print) -> Dict[str, float]:
+def make_sample_eval(config, family, workdir=None):
+  """The trainer's 'sample_metrics' evaluation: eval_fn(state, step) -> the metrics of config.eval.fid_samples
+  EMA samples (the same noise at every evaluation) against the training split. Where the feature space cannot
+  be had (Inception weights missing), one warning says why and training goes on without it."""
+  import jax
+  num = int(config.eval.fid_samples)
+  try:
+    space = load_feature_space(config)
+  except FileNotFoundError as e:
+    print(f"warning: the 'sample_metrics' evaluation is skipped: {e}", flush=True)
+    return lambda state, step: {}
+  ref = reference(config, space)
+  options = dict(config.eval.get("sample_options") or {})
+  sample, labels, chunk = make_sampler(family, min(num, config.eval.batch_size), options)
+  base = jax.random.fold_in(jax.random.PRNGKey(config.seed), SAMPLE_SEED)
+  num_chunks = -(-num // chunk)
+
+  def eval_fn(state, step):
+    images = np.concatenate([sample(state.ema_params, jax.random.fold_in(base, i)) for i in range(num_chunks)])
+    asked = None if labels is None else np.tile(labels, num_chunks)[:num]
+    return compare(space, images[:num], ref, asked)
+  return eval_fn
+
+
+def evaluate_run(workdir: str, *, num: int, chunk: int = 500, sample_options: Optional[dict] = None,
+                 inception_weights: Optional[str] = None, log=print) -> Dict:
   """Sample metrics of the run in `workdir` (its latest checkpoint, EMA params) in its data set's feature space;
-  written to workdir/eval/metrics.json and appended to workdir/metrics.jsonl."""
-  from jaxgen.eval.feature_net import load_feature_net
+  written to workdir/eval/metrics.json, appended to workdir/eval/metrics.jsonl (one record per evaluation)
+  and to the run's workdir/metrics.jsonl (the metrics at the checkpoint's step)."""
   from jaxgen.train.logging import MetricWriter
   from jaxgen.train.run import load_run
-  run = load_run(workdir)
-  space = feature_space_for(run.config.data.name)
-  net = load_feature_net(run.config)
-  ref = reference(run.config, net)
-  directory = os.path.join(workdir, "eval", f"step_{run.step}_n{num}")
-  images, labels = draw_samples(run.family, run.params, num, directory, chunk=chunk, seed=run.config.seed, log=log)
-  results = compare(net, images, ref, labels)
-  record = {"step": run.step, "num_samples": num, "feature_space": space,
-            "feature_net_test_accuracy": net.test_accuracy, "reference": str(ref["fingerprint"]),
+  # The run's own training evaluations are not needed here (and may name evaluations this version lacks).
+  run = load_run(workdir, overrides={"evals": ()})
+  space_name = feature_space_for(run.config.data.name)
+  if inception_weights:
+    run.config.eval.inception_weights = inception_weights
+  space = load_feature_space(run.config)
+  ref = reference(run.config, space, log=log)
+  options = dict(run.config.get("eval", {}).get("sample_options") or {})
+  options.update(sample_options or {})
+  tag = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}" for k, v in sorted(options.items()))
+  directory = os.path.join(workdir, "eval", f"step_{run.step}_n{num}{tag}")
+  images, labels = draw_samples(run.family, run.params, num, directory, chunk=chunk, seed=run.config.seed,
+                                options=options, log=log)
+  results = compare(space, images, ref, labels)
+  record = {"step": run.step, "num_samples": num, "feature_space": space_name, "sample_options": options,
+            "feature_net_test_accuracy": space.test_accuracy, "reference": str(ref["fingerprint"]),
             "reference_examples": int(ref["num_examples"]), "metrics": results}
   with open(os.path.join(workdir, "eval", "metrics.json"), "w") as f:
     json.dump(record, f, indent=2)
+  with open(os.path.join(workdir, "eval", "metrics.jsonl"), "a") as f:      # every evaluation of the run
+    f.write(json.dumps(record) + "\n")
   MetricWriter(workdir, tensorboard=False).write_scalars(run.step, results)
   return record

@@ -38,7 +38,11 @@ def base_config(family: str, preset: str, presets=PRESETS):
   c.num_samples = 100
   c.eval_every = 0            # 0: evaluate only at the end
   c.evals = ()                # names in jaxgen.registry.EVALS
-  c.eval = dict(batch_size=500, probe_samples=1000)
+  # eval.fid_samples: samples per 'sample_metrics' evaluation; feature_net_steps: 0 = the offline feature
+  # network's full training; inception_weights: the converted FID Inception (None: $JAXGEN_INCEPTION_WEIGHTS or
+  # ~/.cache/jaxgen/...).
+  c.eval = dict(batch_size=500, fid_samples=1000, feature_net_steps=0,
+                inception_weights=ml_collections.config_dict.placeholder(str))
   c.tensorboard = True
   c.prng_impl = "threefry2x32"
   c.xla_cpu_fast_conv = True
@@ -55,9 +59,10 @@ def cadence(c, *, steps: int, every: int, log_every: int = 100, **overrides):
 
 def smoke(c, *, steps: int = SMOKE_STEPS, batch_size: int = 16, **overrides):
   """The CI cadence: `steps` steps of `batch_size`, logs every 2 steps, a checkpoint half-way and at the end,
-  samples and evaluations at the end, 16 samples, EMA 0.9, at most 2 warm-up steps."""
+  samples and evaluations at the end, 16 samples (also for sample metrics, in a feature space trained for 100
+  steps), EMA 0.9, at most 2 warm-up steps."""
   c.update(dict(batch_size=batch_size, num_train_steps=steps, log_every=2, checkpoint_every=steps // 2,
                 keep_checkpoints=2, sample_every=steps, num_samples=16, eval_every=steps), **overrides)
   c.optim.update(warmup_steps=min(c.optim.warmup_steps, 2), ema_decay=0.9)
-  c.eval.probe_samples = 16
+  c.eval.update(fid_samples=16, feature_net_steps=100)     # a quickly trained feature network of its own
   return c

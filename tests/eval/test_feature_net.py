@@ -14,13 +14,16 @@ def _config(name, data_dir):
   return ml_collections.ConfigDict(dict(data=dict(name=name, data_dir=str(data_dir), download=False)))
 
 
-def test_digits_feature_net_is_deterministic_accurate_and_cached(tmp_path):
+def test_digits_feature_net_is_deterministic_accurate_and_cached(tmp_path, monkeypatch):
+  monkeypatch.delenv(fn.CACHE_ENV, raising=False)           # the cache under the data dir, as users have it
   config = _config("digits", tmp_path)
-  net = fn.load_feature_net(config, steps=600)
+  net = fn.load_feature_net(config, steps=300)
   assert net.test_accuracy["label"] > 0.93
-  again = fn.train_feature_net("digits", *(fn_split(config, s) for s in ("train", "test")), steps=600)
+  again = fn.train_feature_net("digits", *(fn_split(config, s) for s in ("train", "test")), steps=300)
   np.testing.assert_array_equal(np.asarray(again.params["features"]["kernel"]), np.asarray(net.params["features"]["kernel"]))
-  cached = fn.load_feature_net(config)          # read back from <data_dir>/jaxgen_features, not retrained
+  monkeypatch.setattr(fn, "train_feature_net", None)       # read back from <data_dir>/jaxgen_features, not retrained
+  cached = fn.load_feature_net(config, steps=300)
+  assert cached.cache == str(tmp_path / "jaxgen_features" / "digits-v1-s300")
   assert cached.test_accuracy == net.test_accuracy
   test, train = fn_split(config, "test"), fn_split(config, "train")
   np.testing.assert_array_equal(cached.features(test["image"][:50]), net.features(test["image"][:50]))

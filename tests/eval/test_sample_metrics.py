@@ -38,3 +38,67 @@ def test_evaluate_run_resumes_from_its_chunks(tmp_path):
   assert os.stat(first).st_mtime_ns == stamp
   np.testing.assert_array_equal(np.load(lost)["images"], before)
   assert again["metrics"] == m
+
+
+def test_cifar10_reference_and_metrics_in_the_inception_space(tmp_path, monkeypatch, capsys):
+  """CIFAR-10 is graded with the FID Inception: the reference holds every example's statistics (no dropped
+  remainder), computed from the features of the network; training without the weights is not blocked."""
+  import sys
+  import ml_collections
+  import tensorflow_datasets as tfds
+  from flax import serialization
+  from jaxgen.data import tfds as jd
+  from jaxgen.eval.convert_inception import convert_state_dict
+  fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
+  sys.path.insert(0, fixtures)
+  from seeded import seeded_state_dict
+  params = convert_state_dict(seeded_state_dict(json.load(open(os.path.join(fixtures, "inception_shapes.json")))))
+  weights = tmp_path / "inception.msgpack"
+  weights.write_bytes(serialization.to_bytes(params))
+  config = ml_collections.ConfigDict(dict(data=dict(name="cifar10", data_dir=str(tmp_path / "tfds"), download=True),
+                                          eval=dict(inception_weights=str(weights), fid_samples=10, batch_size=10)))
+  monkeypatch.setattr(jd, "network_available", lambda *a, **k: True)
+  with tfds.testing.mock_data(num_examples=13):
+    space = sample_metrics.load_feature_space(config)
+    space.batch_size = 5                                   # 13 = 5 + 5 + 3: the remainder counts too
+    ref = sample_metrics.reference(config, space)
+    from jaxgen.data import load_split
+    images = load_split(config, "train")["image"]
+  assert images.shape == (13, 32, 32, 3) and int(ref["num_examples"]) == 13
+  direct = np.concatenate([np.asarray(space._jitted(params, images[i:i + 5])[0], np.float64) for i in (0, 5, 10)])
+  assert direct.shape == (13, 2048)
+  np.testing.assert_allclose(ref["mu"], direct.mean(0), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ref["sigma"], np.cov(direct, rowvar=False), rtol=1e-4, atol=1e-4 * np.abs(direct).max() ** 2)
+  assert ref["sigma"].shape == (2048, 2048) and "13 examples" in str(ref["fingerprint"])
+  m = sample_metrics.compare(space, images[:10], ref)
+  assert m["samples/fid"] >= 0 and 1 <= m["samples/inception_score"] <= 1008 and 0 <= m["samples/recall"] <= 1
+
+  config.eval.inception_weights = str(tmp_path / "absent.msgpack")
+  eval_fn = sample_metrics.make_sample_eval(config, family=None)
+  assert eval_fn(None, 0) == {}
+  out = capsys.readouterr().out
+  assert "warning: the 'sample_metrics' evaluation is skipped" in out and "convert_inception" in out
+
+
+def test_baselines_real_held_out_digits_are_close_and_noise_far(tmp_path):
+  config = get_config("smoke")              # its quickly trained digits network (eval.feature_net_steps)
+  config.data.data_dir = str(tmp_path / "tfds")
+  b = sample_metrics.baselines(config, 300)
+  real, noise = b["held_out_real"], b["uniform_noise"]
+  assert b["num"] == 300 and real["label_accuracy"] > 0.9 and real["classes_covered"] == 10
+  assert real["fid"] * 10 < noise["fid"] and real["precision"] > 0.5 and noise["precision"] < 0.05
+  assert real["inception_score"] > noise["inception_score"]
+
+
+def test_evaluate_command_line_errors():
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  for args, message in [(["frobnicate"], "unknown command 'frobnicate'"),
+                        (["reference", "--data=mnist"], "--data=mnist: choose one of cifar10, digits"),
+                        ([], "--workdir is required"),
+                        (["--workdir=/nonexistent/run"], "--workdir=/nonexistent/run is not a run directory")]:
+    proc = subprocess.run([sys.executable, "-m", "experiments.evaluate", *args], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and message in proc.stderr, (args, proc.stderr)
+    assert "Traceback" not in proc.stderr

@@ -32,8 +32,9 @@ def test_glow_smoke_then_flow_inverse_on_it(tmp_path):
   final = [r for r in _rows(workdir) if r.get("step") == 6 and "test/bits_per_dim" in r]
   assert len(final) == 1 and final[0]["test/num_examples"] == 300.0
   assert 0 < final[0]["test/bits_per_dim"] < 20
-  probe = [r for r in _rows(workdir) if "samples/T0.7/probe_mean_confidence" in r]
-  assert len(probe) == 1 and 0 < probe[0]["samples/T0.7/probe_mean_confidence"] <= 1
+  scored = [r for r in _rows(workdir) if "samples/T0.7/fid" in r]     # the digits feature space, per temperature
+  assert len(scored) == 1 and scored[0]["samples/T0.7/fid"] > 0 and 0 <= scored[0]["samples/T0.7/precision"] <= 1
+  assert 0 <= scored[0]["samples/manipulated_3_to_8_fraction"] <= 1
   for name in ("samples_T0.5.png", "samples_T0.7.png", "samples_T1.png", "interpolations.png",
                "manipulate_3_to_8.png"):
     assert _is_png(workdir / "figures" / name), name
@@ -67,7 +68,7 @@ def test_flow_classifier_and_realnvp_and_toy2d_smoke(tmp_path):
   assert abs(c["mlp_num_params"] - c["flow_num_params"]) / c["flow_num_params"] < 0.1
   last = _rows(cls)[-1]
   assert last["test/classifier_accuracy"] == c["flow_classifier_test_accuracy"]
-  assert 0 <= last["samples/T0.7/probe_label_agreement"] <= 1      # conditional samples: asked class vs probe
+  assert 0 <= last["samples/T0.7/label_accuracy"] <= 1      # conditional samples: asked class vs the digits network
 
   rnvp = tmp_path / "rnvp"
   _cli("realnvp_cifar", "--config=experiments/realnvp_cifar.py:smoke", f"--workdir={rnvp}")
