@@ -4,6 +4,8 @@ COMMAND (the paper's recipe; TFDS prepares CIFAR-10 on first use, which needs th
   python -m experiments.ddpm_cifar --workdir=workdirs/ddpm_cifar
 Offline, on the bundled 8x8 digits (about 8 minutes on 2 CPU cores):
   python -m experiments.ddpm_cifar --config=experiments/ddpm_cifar.py:quick --workdir=workdirs/ddpm_quick
+Offline at CIFAR-10's 32x32 RGB, on the procedural `shapes` (about 10 minutes on 2 CPU cores):
+  python -m experiments.ddpm_cifar --config=experiments/ddpm_cifar.py:quick_shapes --workdir=workdirs/ddpm_shapes
 CI check (under a minute):
   python -m experiments.ddpm_cifar --config=experiments/ddpm_cifar.py:smoke --workdir=/tmp/ddpm_smoke
 Override any field: --config.batch_size=64 --config.optim.learning_rate=1e-4 --config.data.data_dir=/data/tfds
@@ -12,18 +14,24 @@ Rerunning a command on the same --workdir resumes from its latest checkpoint.
 EXPECTED
   paper: after 800k steps, FID 3.17 and Inception score 9.46 (Ho et al. 2020, Table 1, EMA params,
          50k samples, fixed-large variance); the loss settles near 0.03.
-  quick: recognisable digits in workdir/samples/step_<N>.png; at the end metrics.jsonl holds the digits probe's
-         scores of 100 EMA samples (samples/probe_mean_confidence, ...) (real test digits: mean confidence 0.91, 10 classes); see README for figures.
+         FID: python -m experiments.evaluate --workdir=workdirs/ddpm_cifar (the converted FID Inception weights,
+         see docs/evaluation.md); the paper preset does not evaluate while it trains (sampling is costly).
+  quick: recognisable digits in workdir/samples/step_<N>.png; at the end metrics.jsonl holds sample metrics of
+         200 EMA samples in the digits feature space (samples/fid, precision, recall, ...); README has figures.
+  quick_shapes: colours and layouts of the shapes in the grids; FID in the shapes feature space (README).
 """
 from __future__ import annotations
 
 import ml_collections
 
-from jaxgen.train.presets import base_config, cadence, smoke
+from jaxgen.train.presets import PRESETS, base_config, cadence, smoke
+
+PRESETS = PRESETS[:2] + ("quick_shapes",) + PRESETS[2:]     # paper, quick, quick_shapes, smoke
+QUICK_SHAPES_STEPS = 1200
 
 
 def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
-  c = base_config("ddpm", preset or "paper")
+  c = base_config("ddpm", preset or "paper", PRESETS)
   c.data.update(name="cifar10", random_flip=True)
   # The CIFAR-10 network of the paper: 35.7M parameters.
   c.model = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
@@ -47,15 +55,27 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
     c.batch_size = 64
     c.num_samples = 100
     cadence(c, steps=2000, every=500, sample_every=1000, eval_every=0)
-    c.evals = ("probe",)
-    c.eval.probe_samples = 100
+    c.evals = ("sample_metrics",)
+    c.eval.fid_samples = 200
+  elif preset == "quick_shapes":
+    # The offline 32x32 RGB benchmark (jaxgen.data.builders.shapes) at CIFAR-10's resolution, with a smaller
+    # U-Net (32 channels, one block per level, attention at 8x8); FID in the shapes feature space.
+    c.data.update(name="shapes", random_flip=False)
+    c.model = dict(ch=16, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(8,), dropout=0.0, num_groups=8)
+    c.diffusion.update(num_timesteps=100, beta_start=1e-3, beta_end=0.2)
+    c.optim.update(learning_rate=2e-3, warmup_steps=100, ema_decay=0.995)
+    c.batch_size = 32
+    c.num_samples = 64
+    cadence(c, steps=QUICK_SHAPES_STEPS, every=500, sample_every=1000, eval_every=0)
+    c.evals = ("sample_metrics",)
+    c.eval.fid_samples = 100
   elif preset == "smoke":
     c.data.update(name="digits", random_flip=False)
     c.model = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1, num_groups=4)
     c.diffusion.update(num_timesteps=50, beta_start=1e-3, beta_end=0.2)
     c.optim.update(learning_rate=1e-3)
     smoke(c)
-    c.evals = ("probe",)
+    c.evals = ("sample_metrics",)
   return c
 
 
