@@ -48,8 +48,14 @@ def _fail(message: str):
   sys.exit(2)
 
 
-def reference_command() -> dict:
+def _data_config():
+  """The config of --data (and its data_dir and Inception weights) for the reference and baselines commands."""
   import ml_collections
+  return ml_collections.ConfigDict(dict(data=dict(name=FLAGS.data, data_dir=FLAGS.data_dir, download=True),
+                                        eval=dict(inception_weights=FLAGS.inception_weights)))
+
+
+def reference_command() -> dict:
   import numpy as np
   from jaxgen.data.specs import DATASETS
   from jaxgen.eval import metrics
@@ -58,8 +64,7 @@ def reference_command() -> dict:
   splits = (spec.train_split, spec.eval_split)
   if FLAGS.split not in splits:
     _fail(f"--split={FLAGS.split}: {FLAGS.data} has {', '.join(splits)}")
-  config = ml_collections.ConfigDict(dict(data=dict(name=FLAGS.data, data_dir=FLAGS.data_dir, download=True),
-                                          eval=dict(inception_weights=FLAGS.inception_weights)))
+  config = _data_config()
   space = sm.load_feature_space(config)
   ref = sm.reference(config, space, FLAGS.split, log=_progress)
   out = {"data": FLAGS.data, "split": FLAGS.split, "feature_space": sm.feature_space_for(FLAGS.data),
@@ -73,10 +78,8 @@ def reference_command() -> dict:
 
 
 def baselines_command() -> dict:
-  import ml_collections
   from jaxgen.eval import sample_metrics as sm
-  config = ml_collections.ConfigDict(dict(data=dict(name=FLAGS.data, data_dir=FLAGS.data_dir, download=True),
-                                          eval=dict(inception_weights=FLAGS.inception_weights)))
+  config = _data_config()
   return sm.baselines(config, FLAGS.num, log=_progress)
 
 
