@@ -16,7 +16,8 @@ TIMEOUT = 240
 
 def _run(args, **kw):
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("XLA_FLAGS", None)
+  # The worker sets its own device count; keep the session's other XLA flags (tests/conftest.py).
+  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f)
   return subprocess.Popen([sys.executable, WORKER] + args, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, **kw)
 
