@@ -44,6 +44,7 @@ class ResnetBlock(nn.Module):
   dropout: float = 0.0
   num_groups: int = 32
   conv_shortcut: bool = False
+  norm_eps: float = 1e-6
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -54,10 +55,10 @@ class ResnetBlock(nn.Module):
     in_ch = x.shape[-1]
     out_ch = in_ch if self.out_ch is None else self.out_ch
 
-    h = nn.swish(nn.GroupNorm(self.num_groups, dtype=self.dtype, name="norm1")(x))
+    h = nn.swish(nn.GroupNorm(self.num_groups, epsilon=self.norm_eps, dtype=self.dtype, name="norm1")(x))
     h = conv3x3(out_ch, self.dtype, "conv1")(h)
     h = h + nin(out_ch, self.dtype, "temb_proj")(nn.swish(temb))[:, None, None, :]
-    h = nn.swish(nn.GroupNorm(self.num_groups, dtype=self.dtype, name="norm2")(h))
+    h = nn.swish(nn.GroupNorm(self.num_groups, epsilon=self.norm_eps, dtype=self.dtype, name="norm2")(h))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv3x3(out_ch, self.dtype, "conv2", zero_init=True)(h)
 
@@ -76,13 +77,14 @@ class AttnBlock(nn.Module):
   zero-initialised NIN output projection. The softmax runs in float32.
   """
   num_groups: int = 32
+  norm_eps: float = 1e-6
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     chex.assert_rank(x, 4)
     b, height, width, c = x.shape
-    h = nn.GroupNorm(self.num_groups, dtype=self.dtype, name="norm")(x)
+    h = nn.GroupNorm(self.num_groups, epsilon=self.norm_eps, dtype=self.dtype, name="norm")(x)
     q = nin(c, self.dtype, "q")(h).reshape(b, height * width, c)
     k = nin(c, self.dtype, "k")(h).reshape(b, height * width, c)
     v = nin(c, self.dtype, "v")(h).reshape(b, height * width, c)
@@ -94,15 +96,24 @@ class AttnBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-  """Halve H and W: 3x3 conv with stride 2 (SAME padding), or 2x2 average pooling."""
+  """Halve H and W: 3x3 conv with stride 2, or 2x2 average pooling.
+
+  `padding` of the conv as diffusers' `downsample_padding`: 0 pads one row and column at the bottom and right
+  only (the official DDPM code's TF SAME padding on even sizes); 1 pads one on every side.
+  """
   with_conv: bool = True
+  padding: int = 0
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     chex.assert_rank(x, 4)
     if self.with_conv:
-      return conv3x3(x.shape[-1], self.dtype, "conv", strides=2)(x)
+      if self.padding not in (0, 1):
+        raise ValueError(f"Downsample padding={self.padding!r}; choose 0 (bottom/right, as TF SAME) or 1 (all sides)")
+      pad = ((0, 1), (0, 1)) if self.padding == 0 else ((1, 1), (1, 1))
+      return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2), padding=pad, dtype=self.dtype,
+                     kernel_init=default_kernel_init, bias_init=zeros_init, name="conv")(x)
     return nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME")
 
 

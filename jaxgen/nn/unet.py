@@ -68,10 +68,16 @@ def count_params(params: chex.ArrayTree) -> int:
 class UNet(nn.Module):
   """The DDPM noise-prediction U-Net (Ho et al. 2020, CIFAR-10 defaults).
 
-  `__call__(x, t, *, train)` maps NHWC images `x` (B, H, W, C) and timesteps
-  `t` (B,) to (B, H, W, out_ch) float32. Dropout draws from the 'dropout' rng
-  collection when `train=True` and is off otherwise. `dtype` is the compute
-  dtype; parameters stay float32.
+  `__call__(x, t, labels=None, *, train)` maps NHWC images `x` (B, H, W, C) and timesteps `t` (B,) to
+  (B, H, W, out_ch) float32. Dropout draws from the 'dropout' rng collection when `train=True` and is off
+  otherwise. `dtype` is the compute dtype; parameters stay float32.
+
+  Class-conditional with `num_classes > 0` (Ho & Salimans 2022, as in Dhariwal & Nichol's code): a learned
+  embedding of `labels` (B,) in [0, num_classes] is added to the timestep embedding; label `num_classes` is
+  the null class that classifier-free guidance trains and samples with.
+
+  `norm_eps`, `flip_sin_to_cos`, `freq_shift` and `downsample_padding` are diffusers' `UNet2DModel` options
+  of those names; the defaults are the official network's (and diffusers' `google/ddpm-cifar10-32` config).
   """
   ch: int = 128
   ch_mult: Sequence[int] = (1, 2, 2, 2)
@@ -81,12 +87,21 @@ class UNet(nn.Module):
   num_groups: int = 32
   out_ch: Optional[int] = None
   resample_with_conv: bool = True
+  num_classes: int = 0
+  norm_eps: float = 1e-6
+  flip_sin_to_cos: bool = False
+  freq_shift: float = 1.0
+  downsample_padding: int = 0
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, t: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, t: jnp.ndarray, labels: Optional[jnp.ndarray] = None, *,
+               train: bool) -> jnp.ndarray:
     chex.assert_rank(x, 4)
     chex.assert_shape(t, (x.shape[0],))
+    if (labels is None) != (self.num_classes == 0):
+      raise ValueError(f"UNet(num_classes={self.num_classes}) got labels={'None' if labels is None else 'an array'}:"
+                       " a class-conditional U-Net needs labels (num_classes = the null class), else none")
     _, height, width, in_ch = x.shape
     # Structural checks only: attn_resolutions that are never visited are left to
     # check_unet_config, as in the original network.
@@ -96,17 +111,21 @@ class UNet(nn.Module):
     num_levels = len(self.ch_mult)
 
     def resnet_block(h, out, name):
-      return ResnetBlock(out_ch=out, dropout=self.dropout, num_groups=self.num_groups,
+      return ResnetBlock(out_ch=out, dropout=self.dropout, num_groups=self.num_groups, norm_eps=self.norm_eps,
                          dtype=self.dtype, name=name)(h, temb, train=train)
 
     def attn_block(h, name):
-      return AttnBlock(num_groups=self.num_groups, dtype=self.dtype, name=name)(h)
+      return AttnBlock(num_groups=self.num_groups, norm_eps=self.norm_eps, dtype=self.dtype, name=name)(h)
 
-    # Timestep embedding.
-    temb = sinusoidal_embedding(t, self.ch)
+    # Timestep embedding (plus the class embedding when conditional).
+    temb = sinusoidal_embedding(t, self.ch, flip_sin_to_cos=self.flip_sin_to_cos, freq_shift=self.freq_shift)
     temb = nn.Dense(4 * self.ch, dtype=self.dtype, kernel_init=default_kernel_init, name="temb_dense0")(temb)
     temb = nn.Dense(4 * self.ch, dtype=self.dtype, kernel_init=default_kernel_init,
                     name="temb_dense1")(nn.swish(temb))
+    if self.num_classes:
+      chex.assert_shape(labels, (x.shape[0],))
+      temb = temb + nn.Embed(self.num_classes + 1, 4 * self.ch, dtype=self.dtype,
+                             name="label_embed")(labels.astype(jnp.int32))
 
     # Down path.
     hs = [conv3x3(self.ch, self.dtype, "conv_in")(x.astype(self.dtype))]
@@ -117,7 +136,8 @@ class UNet(nn.Module):
           h = attn_block(h, f"down_{level}_attn_{block}")
         hs.append(h)
       if level != num_levels - 1:
-        hs.append(Downsample(self.resample_with_conv, dtype=self.dtype, name=f"down_{level}_downsample")(hs[-1]))
+        hs.append(Downsample(self.resample_with_conv, padding=self.downsample_padding, dtype=self.dtype,
+                             name=f"down_{level}_downsample")(hs[-1]))
 
     # Middle.
     h = hs[-1]
@@ -137,6 +157,6 @@ class UNet(nn.Module):
     assert not hs, "every skip connection must be consumed"
 
     # End.
-    h = nn.swish(nn.GroupNorm(self.num_groups, dtype=self.dtype, name="norm_out")(h))
+    h = nn.swish(nn.GroupNorm(self.num_groups, epsilon=self.norm_eps, dtype=self.dtype, name="norm_out")(h))
     h = conv3x3(out_ch, self.dtype, "conv_out", zero_init=True)(h)
     return h.astype(jnp.float32)

@@ -110,6 +110,39 @@ def test_sinusoidal_embedding_matches_numpy(dim):
   np.testing.assert_allclose(sinusoidal_embedding(jnp.asarray(t, jnp.float32), dim), got)
 
 
+def test_sinusoidal_embedding_diffusers_options():
+  """diffusers' Timesteps: exponent -log(10000) i / (half - freq_shift); flip_sin_to_cos puts cos first."""
+  t, dim, half = np.array([0, 3, 500]), 8, 4
+  for shift in (0.0, 1.0):
+    freqs = np.exp(-math.log(10000) * np.arange(half) / (half - shift))
+    args = t[:, None] * freqs[None, :]
+    np.testing.assert_allclose(sinusoidal_embedding(jnp.asarray(t), dim, freq_shift=shift, flip_sin_to_cos=True),
+                               np.concatenate([np.cos(args), np.sin(args)], axis=1), atol=2e-4)
+
+
+def test_downsample_padding_and_class_labels():
+  """padding 0 pads bottom/right (TF SAME on even sizes), 1 pads every side; a class-conditional U-Net's output
+  depends on the label, and labels are required exactly when num_classes > 0."""
+  x = jax.random.normal(jax.random.key(1), (1, 4, 4, 2))
+  down0, down1 = Downsample(padding=0), Downsample(padding=1)
+  v = down0.init(jax.random.key(0), x)
+  same = jax.lax.conv_general_dilated(x, v["params"]["conv"]["kernel"], (2, 2), "SAME",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(down0.apply(v, x), same, rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(down1.apply(v, x) - same))) > 1e-3
+  model = UNet(num_classes=3, **TINY)
+  xs, ts = jnp.ones((2, 8, 8, 1)), jnp.array([3, 3])
+  params = model.init(jax.random.key(0), xs, ts, jnp.array([0, 0]), train=False)
+  assert params["params"]["label_embed"]["embedding"].shape == (4, 32)        # 3 classes + the null class
+  params = jax.tree.map(lambda p: p + 0.05, params)                            # leave the zero init
+  out = model.apply(params, xs, ts, jnp.array([0, 3]), train=False)
+  assert float(jnp.max(jnp.abs(out[0] - out[1]))) > 1e-4
+  with pytest.raises(ValueError, match="needs labels"):
+    model.apply(params, xs, ts, train=False)
+  with pytest.raises(ValueError, match=r"UNet\(num_classes=0\) got labels"):
+    UNet(**TINY).init(jax.random.key(0), xs, ts, jnp.array([0, 0]), train=False)
+
+
 def test_upsample_and_downsample_without_conv():
   x = jnp.arange(2 * 4 * 4 * 3, dtype=jnp.float32).reshape(2, 4, 4, 3)
   up = Upsample(with_conv=False).apply({}, x)
