@@ -85,11 +85,12 @@ def test_one_sampler_step_against_the_formula(variance):
   mean = (xt - betas[t_val] / np.sqrt(1 - ab[t_val]) * eps) / np.sqrt(1 - betas[t_val])
   sigma2 = betas[t_val] if variance == "fixed_large" else betas[t_val] * (1 - ab[t_val - 1]) / (1 - ab[t_val])
   want = mean + np.sqrt(sigma2) * z
-  got = samplers.p_sample_step(SCHED, lambda x, t: jnp.asarray(eps, jnp.float32), jnp.asarray(xt, jnp.float32),
+  model = samplers.from_eps(SCHED, lambda x, t: jnp.asarray(eps, jnp.float32))
+  got = samplers.p_sample_step(SCHED, model, jnp.asarray(xt, jnp.float32),
                                jnp.array([t_val]), jax.random.PRNGKey(7), variance=variance, clip_x0=False)
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
   # The last step adds no noise.
-  last = samplers.p_sample_step(SCHED, lambda x, t: jnp.asarray(eps, jnp.float32), jnp.asarray(xt, jnp.float32),
+  last = samplers.p_sample_step(SCHED, model, jnp.asarray(xt, jnp.float32),
                                 jnp.array([0]), jax.random.PRNGKey(7), variance=variance, clip_x0=False)
   np.testing.assert_allclose(last, (xt - betas[0] / np.sqrt(1 - ab[0]) * eps) / np.sqrt(1 - betas[0]), rtol=1e-4)
 
@@ -101,10 +102,11 @@ def test_ancestral_sample_is_one_loop_and_recovers_a_point_mass():
   def eps_fn(xt, t):
     ab = gaussian.extract(sched.alphas_cumprod, t, xt.ndim)
     return (xt - jnp.sqrt(ab) * target) / jnp.sqrt(1 - ab)
-  sample = jax.jit(lambda rng: samplers.ancestral_sample(sched, eps_fn, rng, (16, 3), variance="fixed_small"))
+  model = samplers.from_eps(sched, eps_fn)
+  sample = jax.jit(lambda rng: samplers.ancestral_sample(sched, model, rng, (16, 3), variance="fixed_small"))
   out = sample(jax.random.PRNGKey(0))
   np.testing.assert_allclose(out, target, atol=1e-3)
-  jaxpr = jax.make_jaxpr(lambda rng: samplers.ancestral_sample(sched, eps_fn, rng, (2, 3)))(jax.random.PRNGKey(0))
+  jaxpr = jax.make_jaxpr(lambda rng: samplers.ancestral_sample(sched, model, rng, (2, 3)))(jax.random.PRNGKey(0))
   loops = [e for e in jaxpr.jaxpr.eqns if e.primitive.name in ("scan", "while")]
   assert len(loops) == 1 and len(jaxpr.jaxpr.eqns) < 20   # one compiled loop, not 100 unrolled steps
 
