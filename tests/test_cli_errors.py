@@ -20,7 +20,7 @@ def _cli(module, *args):
 
 @pytest.mark.parametrize("module, args, message", [
     ("ddpm_cifar", ["--config=experiments/ddpm_cifar.py:fast"],
-     "error: unknown preset 'fast'; choose one of: paper, quick, quick_shapes, smoke"),
+     "error: unknown preset 'fast'; choose one of: paper, quick, quick_cond, quick_shapes, smoke"),
     ("ddpm_cifar", ["--config=experiments/ddpm_cifar.py:smoke", "--config.nonexistent=1"],
      "error: unknown config field 'nonexistent'"),
     ("ddpm_cifar", ["--config.optim.learnin_rate=1"],

@@ -87,3 +87,27 @@ def make_vae_heldout_eval(config, vae, workdir=None):
 def _eval_split(config) -> str:
   from jaxgen.data import get_dataset_spec
   return get_dataset_spec(config.data.name).eval_split
+
+
+def make_ddpm_vlb_eval(config, ddpm, workdir=None):
+  """eval_fn(state, step): the variational bound (jaxgen.diffusion.vlb) of the EMA params on the whole held-out
+  split, in bits/dim, with its prior, KL and decoder parts; one fixed noise draw per image and timestep (the
+  same at every evaluation), the remainder never dropped. All T network passes per image: on digits' quick
+  model (T=500) about a minute for the 300 test images on 2 CPU cores."""
+  import math
+
+  from jaxgen.data import load_split
+  test = load_split(config, _eval_split(config))
+  arrays = {k: test[k] for k in ("image", "label")} if ddpm.num_classes else {"image": test["image"]}
+  dims = math.prod(test["image"].shape[1:]) * math.log(2.0)
+  terms = jax.jit(lambda p, b, k: jax.numpy.stack([ddpm.vlb(p, b, k)[n] for n in ("total", "prior", "kl", "decoder")], 1))
+  batch_size = min(config.eval.batch_size, len(test["image"]))
+
+  def eval_fn(state, step):
+    out = evaluate_per_example(lambda b, k: terms(state.ema_params, b, k), arrays, batch_size,
+                               jax.random.PRNGKey(EVAL_SEED)) / dims
+    total, prior, kl, decoder = out.mean(axis=0)
+    return {"test/bits_per_dim": float(total), "test/vlb_prior_bits_per_dim": float(prior),
+            "test/vlb_kl_bits_per_dim": float(kl), "test/vlb_decoder_bits_per_dim": float(decoder),
+            "test/num_examples": float(len(out))}
+  return eval_fn

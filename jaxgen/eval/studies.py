@@ -1,8 +1,9 @@
-"""Studies on trained flows (digits): the generative classifier and inverse problems.
+"""Studies on trained flows and diffusion models (digits): generative classifiers and inverse problems.
 
   make_flow_classifier_eval  (a final evaluation of a class-conditional flow run) Bayes' rule over the flow's
                              exact class likelihoods vs an MLP classifier with about as many parameters, both on
                              the held-out split; test/classifier_accuracy, test/mlp_accuracy; classifier.json
+  make_diffusion_classifier_eval  the same for a class-conditional DDPM, over its conditional ELBOs
   run_inverse_study          (a study over a finished run, experiments.flow_inverse) denoising and inpainting of
                              the held-out digits with the flow as the prior: MAP and MALA posterior samples vs
                              the no-prior estimate, PSNRs in inverse.json and figures/inverse_*.png
@@ -29,29 +30,47 @@ def write_json(path, obj):
 
 
 def make_flow_classifier_eval(config, model, workdir: str):
+  return _generative_classifier_eval(config, model, workdir, "flow",
+                                     lambda params, log_prior: make_flow_classifier(model, params, log_prior))
+
+
+def make_diffusion_classifier_eval(config, model, workdir: str):
+  """(a final evaluation of a class-conditional DDPM run) Bayes' rule over conditional ELBOs estimated on
+  config.eval.classifier_timesteps shared timesteps and noises (jaxgen.diffusion.classifier) vs an MLP with about
+  as many parameters; test/classifier_accuracy, test/mlp_accuracy; classifier.json."""
+  from jaxgen.diffusion.classifier import make_diffusion_classifier
+  steps = int(config.eval.get("classifier_timesteps", 50))
+  return _generative_classifier_eval(
+      config, model, workdir, "diffusion",
+      lambda params, log_prior: make_diffusion_classifier(model, params, log_prior, num_timesteps=steps,
+                                                          seed=config.seed),
+      extra={"classifier_timesteps": steps})
+
+
+def _generative_classifier_eval(config, model, workdir: str, kind: str, make_classify, extra=None):
   from jaxgen.eval.plain_classifier import hidden_width_for, train_mlp_classifier
   from jaxgen.nn.unet import count_params
 
   def eval_fn(state, step):
     train, test = load_split(config, "train"), load_split(config, "test")
     log_prior = empirical_log_prior(train["label"], model.num_classes)
-    classify = make_flow_classifier(model, state.ema_params, log_prior)
+    classify = make_classify(state.ema_params, log_prior)
     bs = config.eval.batch_size
     preds = np.concatenate([np.asarray(classify(test["image"][i:i + bs])[0]) for i in range(0, len(test["image"]), bs)])
-    flow_acc = float(np.mean(preds == test["label"]))
-    n_flow = count_params(state.params)
+    acc = float(np.mean(preds == test["label"]))
+    n_model = count_params(state.params)
     d = int(np.prod(test["image"].shape[1:]))
-    hidden = hidden_width_for(n_flow, d, model.num_classes)
+    hidden = hidden_width_for(n_model, d, model.num_classes)
     base = train_mlp_classifier(train["image"].reshape(len(train["image"]), -1) / 255.0, train["label"],
                                 test["image"].reshape(len(test["image"]), -1) / 255.0, test["label"],
                                 hidden=hidden, num_classes=model.num_classes, steps=config.baseline.steps,
                                 seed=config.seed)
-    result = {"flow_classifier_test_accuracy": flow_acc, "flow_num_params": n_flow,
+    result = {f"{kind}_classifier_test_accuracy": acc, f"{kind}_num_params": n_model,
               "mlp_test_accuracy": base["test_accuracy"], "mlp_num_params": base["num_params"], "mlp_hidden": hidden,
-              "num_test_examples": len(preds)}
+              "num_test_examples": len(preds), **(extra or {})}
     write_json(os.path.join(workdir, "classifier.json"), result)
-    return {"test/classifier_accuracy": flow_acc, "test/mlp_accuracy": base["test_accuracy"],
-            "test/classifier_num_params": float(n_flow), "test/mlp_num_params": float(base["num_params"])}
+    return {"test/classifier_accuracy": acc, "test/mlp_accuracy": base["test_accuracy"],
+            "test/classifier_num_params": float(n_model), "test/mlp_num_params": float(base["num_params"])}
   return eval_fn
 
 

@@ -190,11 +190,12 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   writer.write_config(config_dict if config_dict is not None else config.to_dict())
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
 
-  start_step = ckpt.latest_step() or 0
+  latest = ckpt.latest_step()
+  start_step = latest or 0
   data_iter = data_fn(start_step)
   batch = parallel.global_batch(next(data_iter), mesh)
   state = create_train_state(family, config, mesh, batch)
-  if start_step:
+  if latest is not None:                     # a checkpoint at step 0 too (converted weights, jaxgen.diffusion)
     restored_step, state = ckpt.restore_latest(state)
     if restored_step != start_step:          # fell back over a damaged checkpoint: the data follow the step
       start_step = restored_step

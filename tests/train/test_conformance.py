@@ -15,7 +15,11 @@ from jaxgen.train import trainer
 from jaxgen.train.family import METRIC_NAME, Family, MultiStepFamily
 
 CASES = {
-    "ddpm": ("ddpm_cifar", {}),
+    # the unconditional eps-prediction DDPM is trained by tests/train/test_trainer.py and the smoke CLI test
+    "ddpm_conditional_v_ddim": ("ddpm_cifar", {"model.num_classes": 10, "diffusion.prediction": "v",
+                                               "diffusion.loss_weighting": "min_snr", "diffusion.guidance": 2.0,
+                                               "diffusion.sampler": "ddim", "diffusion.sample_steps": 10,
+                                               "evals": ("sample_metrics", "vlb", "diffusion_classifier")}),
     "vae": ("vae_digits", {}),
     "gan_points": ("gan_toy2d", {}),
     "gan_conditional_spectral": ("dcgan_cifar", {"model.num_classes": 10, "model.d_norm": "spectral"}),
