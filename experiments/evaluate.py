@@ -10,7 +10,8 @@ A run: rebuilt with jaxgen.train.run.load_run (any family that samples: DDPM, fl
 the data set's feature space (digits, shapes: the offline feature networks, trained and cached on first use;
 cifar10: the FID Inception, whose converted weights must be at hand) and compared with the training split's
 reference. Writes workdir/eval/metrics.json, appends to workdir/eval/metrics.jsonl and the samples/* metrics to
-workdir/metrics.jsonl. A flow's temperature: --temperature (stored in the record).
+workdir/metrics.jsonl. A flow's temperature: --temperature; a diffusion run's sampler: --sampler, --steps, --eta,
+--guidance (stored in the record, with the sampling wall time).
 
 baselines: the same metrics for held-out real examples (the first --num of the test split) and for uniform pixel
 noise, against the training split: the floor and the ceiling that a run's numbers sit between.
@@ -30,6 +31,10 @@ flags.DEFINE_string("workdir", None, "run directory of a finished run")
 flags.DEFINE_integer("num", 50_000, "number of samples")
 flags.DEFINE_integer("chunk", 500, "samples per saved chunk")
 flags.DEFINE_float("temperature", None, "flows: sampling temperature (default: the run's eval.sample_options)")
+flags.DEFINE_string("sampler", None, "diffusion: ancestral | ddim (default: the run's diffusion.sampler)")
+flags.DEFINE_integer("steps", None, "diffusion: sampling steps, 0 = all T")
+flags.DEFINE_float("eta", None, "diffusion: DDIM eta")
+flags.DEFINE_float("guidance", None, "diffusion: classifier-free guidance scale (conditional runs)")
 flags.DEFINE_string("data", None, "reference: data set name (cifar10, digits, shapes, shapes_tiny)")
 flags.DEFINE_string("split", "train", "reference: split")
 flags.DEFINE_string("data_dir", None, "reference: TFDS data directory")
@@ -120,7 +125,8 @@ def main(argv):
       print(json.dumps((reference_command if command == ["reference"] else baselines_command)(), indent=2))
       return
     from jaxgen.eval.sample_metrics import evaluate_run
-    options = {} if FLAGS.temperature is None else {"temperature": FLAGS.temperature}
+    options = {k: getattr(FLAGS, k) for k in ("temperature", "sampler", "steps", "eta", "guidance")
+               if getattr(FLAGS, k) is not None}
     record = evaluate_run(FLAGS.workdir, num=FLAGS.num, chunk=FLAGS.chunk, sample_options=options,
                           inception_weights=FLAGS.inception_weights, log=_progress)
   except (FileNotFoundError, ValueError, DatasetUnavailableError) as e:

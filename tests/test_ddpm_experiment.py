@@ -1,4 +1,4 @@
-"""experiments.ddpm_cifar from the command line, as a user runs it."""
+"""experiments.ddpm_cifar and experiments.sample from the command line, as a user runs them."""
 import json
 import os
 import subprocess
@@ -10,9 +10,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _cli(*args, timeout=300, extra_env=None):
+def _cli(*args, timeout=300, extra_env=None, module="experiments.ddpm_cifar"):
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
-  return subprocess.run([sys.executable, "-m", "experiments.ddpm_cifar", *args], cwd=ROOT, env=env,
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
 
@@ -46,6 +46,22 @@ def test_smoke_preset_end_to_end(tmp_path):
   _assert_quiet_start(again.stderr)
   assert again.stderr.strip() == "", again.stderr      # data built, nothing to train: not a line on stderr
 
+  # experiments.sample on the finished run: DDIM in 10 steps, two batches, an .npz of uint8 and a grid.
+  out = tmp_path / "ddim.npz"
+  sample = _cli("--workdir=" + str(workdir), "--num=6", "--batch=4", "--sampler=ddim", "--steps=10", "--eta=0",
+                f"--out={out}", "--config.diffusion.clip_x0=False", module="experiments.sample")
+  assert sample.returncode == 0, sample.stderr[-3000:]
+  import numpy as np
+  with np.load(out) as z:
+    images, meta = z["images"], json.loads(str(z["meta"]))
+  assert images.shape == (6, 8, 8, 1) and images.dtype == np.uint8 and images.std() > 0
+  assert meta["step"] == 6 and meta["options"] == {"sampler": "ddim", "steps": 10, "eta": 0.0}
+  assert meta["overrides"] == {"diffusion.clip_x0": False} and meta["fresh_batches"] == 2
+  assert (tmp_path / "ddim.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (tmp_path / "ddim.npz.parts").exists()
+  bad = _cli("--workdir=" + str(workdir), "--sampler=plms", module="experiments.sample")
+  assert bad.returncode == 2 and "diffusion.sampler='plms'; choose one of: ancestral, ddim" in bad.stderr
+  assert "samples 0/" not in bad.stderr
+
 
 def _assert_quiet_start(stderr):
   """TensorFlow's import notices (oneDNN, the absl pre-initialisation warning) are cut; -v keeps them (checked in
@@ -77,7 +93,7 @@ def test_batch_not_divisible_by_device_count_fails_before_compiling(tmp_path):
 
 def test_unknown_preset_is_named():
   from experiments.ddpm_cifar import get_config
-  with pytest.raises(ValueError, match="unknown preset 'fast'; choose one of: paper, quick, quick_shapes, smoke"):
+  with pytest.raises(ValueError, match="unknown preset 'fast'; choose one of: paper, quick, quick_cond, quick_shapes, smoke"):
     get_config("fast")
 
 

@@ -125,7 +125,7 @@ def reference(config, space, split: str = "train", *, log=None) -> Dict[str, np.
                                    f"{space.name} network sha256 {_params_hash(space.params)}"),
          "path": np.asarray(path)}
   os.makedirs(space.cache, exist_ok=True)
-  tmp = path + ".tmp.npz"
+  tmp = f"{path}.tmp{os.getpid()}.npz"             # per process: concurrent commands may build the same one
   np.savez(tmp, **out)
   os.replace(tmp, path)
   return out
@@ -170,10 +170,11 @@ def baselines(config, num: int, *, log=None) -> Dict:
           "uniform_noise": compare(space, noise, ref, prefix="")}
 
 
-def make_sampler(family, chunk: int, options: Optional[dict] = None):
+def make_sampler(family, chunk: int, options: Optional[dict] = None, label: Optional[int] = None):
   """(sample(params, rng) -> `chunk` uint8 images, the labels asked for or None): jit over the device mesh, the
   chunk sharded over 'data' (rounded to a multiple of the device count); `options` go to family.sample (e.g. a
-  flow's temperature)."""
+  flow's temperature, a diffusion model's sampler); a conditional family samples classes in equal consecutive
+  runs, or only class `label`."""
   import jax
   from jaxgen.data.image import signed_unit_to_uint8
   from jaxgen.train import parallel
@@ -182,7 +183,11 @@ def make_sampler(family, chunk: int, options: Optional[dict] = None):
   n_dev = mesh.devices.size
   chunk = max(n_dev, chunk - chunk % n_dev)
   num_classes = getattr(family, "num_classes", 0)
-  labels = grid_labels(chunk, num_classes) if num_classes else None
+  if label is not None and not 0 <= label < num_classes:
+    raise ValueError(f"label={label}: the model is unconditional" if not num_classes else
+                     f"label={label} must lie in [0, {num_classes})")
+  labels = (grid_labels(chunk, num_classes) if label is None else np.full((chunk,), label, np.int32)) \
+      if num_classes else None
   cond = {"labels": labels} if num_classes else {}
   fn = jax.jit(lambda p, r: family.sample(p, r, chunk, **cond, **(options or {})),
                out_shardings=parallel.batch_sharding(mesh))
@@ -191,12 +196,13 @@ def make_sampler(family, chunk: int, options: Optional[dict] = None):
 
 
 def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, seed: int = 0,
-                 options: Optional[dict] = None, log=print):
+                 options: Optional[dict] = None, label: Optional[int] = None, log=print):
   """(`num` uint8 samples, their asked labels or None), in chunks saved as directory/chunk_<i>.npz; chunks already
-  there are kept (a killed evaluation resumes where it stopped)."""
+  there are kept (a killed evaluation resumes where it stopped). The wall time of the fresh chunks (the first
+  one includes compiling) is in `draw_samples.last_timing`."""
   import jax
   os.makedirs(directory, exist_ok=True)
-  sample, labels, chunk = make_sampler(family, chunk, options)
+  sample, labels, chunk = make_sampler(family, chunk, options, label)
   base = jax.random.fold_in(jax.random.PRNGKey(seed), SAMPLE_SEED)
   num_chunks = -(-num // chunk)
   out, t0, fresh = [], time.perf_counter(), 0
@@ -213,6 +219,7 @@ def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, 
     rate = fresh * chunk / max(time.perf_counter() - t0, 1e-9)
     eta = (num_chunks - i - 1) * chunk / rate if fresh else 0.0
     log(f"samples {done}/{num} | {rate:.1f} img/s | ETA {int(eta // 60)}:{int(eta % 60):02d}")
+  draw_samples.last_timing = {"fresh_chunks": fresh, "chunk": chunk, "seconds": time.perf_counter() - t0}
   images = np.concatenate(out)[:num]
   return images, (np.tile(labels, num_chunks)[:num] if labels is not None else None)
 
@@ -261,8 +268,11 @@ def evaluate_run(workdir: str, *, num: int, chunk: int = 500, sample_options: Op
   directory = os.path.join(workdir, "eval", f"step_{run.step}_n{num}{tag}")
   images, labels = draw_samples(run.family, run.params, num, directory, chunk=chunk, seed=run.config.seed,
                                 options=options, log=log)
+  timing = draw_samples.last_timing
   results = compare(space, images, ref, labels)
   record = {"step": run.step, "num_samples": num, "feature_space": space_name, "sample_options": options,
+            "sampling_seconds": round(timing["seconds"], 2) if timing["fresh_chunks"] == -(-num // timing["chunk"])
+            else None,                                                    # None: resumed from saved chunks
             "feature_net_test_accuracy": space.test_accuracy, "reference": str(ref["fingerprint"]),
             "reference_examples": int(ref["num_examples"]), "metrics": results}
   with open(os.path.join(workdir, "eval", "metrics.json"), "w") as f:

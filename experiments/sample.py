@@ -1,0 +1,152 @@
+r"""Draw samples from a finished run: uint8 images in an .npz and a PNG grid.
+
+  python -m experiments.sample --workdir=DIR --num=N [--sampler=ddim --steps=50 --eta=0] [--guidance=3 --label=7]
+      [--spacing=even|quadratic] [--variance=fixed_large|fixed_small] [--out=FILE.npz] [--batch=500] [--seed=0]
+      [--step=S] [--config.<field>=<value> ...]
+
+The run is rebuilt with jaxgen.train.run.load_run from DIR's config.json and its latest checkpoint (or --step),
+and sampled with the EMA parameters, sharded over all devices, --batch samples at a time; each batch is saved as
+it is drawn under FILE.npz.parts/ (a killed command resumes where it stopped) and FILE.npz holds `images` (N, H,
+W, C) uint8, `labels` (conditional runs) and the settings. --out defaults to DIR/samples/sample_<step>_<tag>.npz.
+Any field of the run's config can be overridden as with the experiments (--config.diffusion.clip_x0=False).
+
+Diffusion runs (the DDPM family, and runs converted by jaxgen.diffusion.convert_diffusers): --sampler ancestral
+or ddim, --steps (0 = all T), --eta (DDIM), --guidance (classifier-free guidance scale w of a class-conditional
+run), --label (every sample of that class; default: the classes in equal runs, one per grid row). Other
+families take no sampler flags; a flow's temperature is --config.eval.sample_options.temperature=0.7.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("workdir", None, "run directory of a finished run")
+flags.DEFINE_integer("num", 64, "number of samples")
+flags.DEFINE_integer("batch", 500, "samples per batch (rounded to a multiple of the device count)")
+flags.DEFINE_integer("seed", 0, "sampling seed")
+flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
+flags.DEFINE_string("out", None, "output .npz (default DIR/samples/sample_<step>_<settings>.npz)")
+flags.DEFINE_string("sampler", None, "diffusion: ancestral | ddim (default: the run's diffusion.sampler)")
+flags.DEFINE_integer("steps", None, "diffusion: sampling steps, 0 = all T (default: the run's)")
+flags.DEFINE_string("spacing", None, "diffusion: timestep spacing even | quadratic (default: the run's)")
+flags.DEFINE_float("eta", None, "diffusion: DDIM eta (0 deterministic, 1 the DDPM posterior)")
+flags.DEFINE_float("guidance", None, "diffusion: classifier-free guidance scale w (conditional runs)")
+flags.DEFINE_string("variance", None, "diffusion: ancestral variance fixed_large | fixed_small")
+flags.DEFINE_integer("label", None, "conditional runs: draw only this class")
+FLAGS = flags.FLAGS
+
+DIFFUSION_FLAGS = ("sampler", "steps", "spacing", "eta", "guidance", "variance")
+
+
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def _workdir_from_argv(argv):
+  for i, a in enumerate(argv):
+    if a.startswith("--workdir="):
+      return a.split("=", 1)[1]
+    if a == "--workdir" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _define_config_flag(argv):
+  """--config.<field>=<value> overrides of the run's own config, parsed by ml_collections as the experiments'
+  are (types checked against the run's values)."""
+  from ml_collections import config_flags
+  from jaxgen.train.run import read_run_config
+  workdir = _workdir_from_argv(argv)
+  if not workdir:
+    _fail("--workdir is required (the run to sample from)")
+  try:
+    record, config = read_run_config(workdir)
+  except FileNotFoundError as e:
+    _fail(str(e))
+  config_flags.DEFINE_config_dict("config", config, "the run's config; override fields with --config.<f>=<v>")
+  return record, config.to_dict()
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def _check(record, family_name):
+  if FLAGS.num < 1 or FLAGS.batch < 1:
+    _fail(f"--num={FLAGS.num} and --batch={FLAGS.batch} must be >= 1")
+  given = [f for f in DIFFUSION_FLAGS if getattr(FLAGS, f) is not None]
+  if given and family_name != "ddpm":
+    _fail(f"--{given[0]} is a diffusion sampling option; the run in {FLAGS.workdir} is a {family_name!r} run")
+  if FLAGS.out and not FLAGS.out.endswith(".npz"):
+    _fail(f"--out={FLAGS.out} must end in .npz (a PNG grid is written beside it)")
+
+
+def main(argv):
+  del argv
+  record, original = STATE["record"], STATE["original"]
+  config = FLAGS.config
+  _check(record, config.get("family"))
+  options = {f: getattr(FLAGS, f) for f in DIFFUSION_FLAGS if getattr(FLAGS, f) is not None}
+  from jaxgen.train import runtime
+  verbose = FLAGS["verbosity"].present
+  runtime.set_xla_cpu_flags()
+  runtime.quiet_startup(verbose)
+  import numpy as np
+  from jaxgen.eval.sample_metrics import draw_samples
+  from jaxgen.train.images import save_image_grid
+  from jaxgen.train.run import load_run
+  changed = {k: v for k, v in _flatten(config.to_dict()).items() if _flatten(original).get(k) != v}
+  try:
+    if config.get("family") == "ddpm":                      # the sampler settings, checked before any compile
+      from jaxgen.diffusion.build import validate_ddpm_config
+      check = FLAGS.config.copy_and_resolve_references()
+      for k, v in options.items():
+        key = {"steps": "sample_steps", "spacing": "timestep_spacing"}.get(k, k)
+        check.diffusion[key] = v
+      validate_ddpm_config(check)
+    run = load_run(FLAGS.workdir, step=FLAGS.step, overrides=changed)
+    tag = "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(options.items()))
+    tag += f"_label{FLAGS.label}" if FLAGS.label is not None else ""
+    out = FLAGS.out or os.path.join(FLAGS.workdir, "samples", f"sample_{run.step}_n{FLAGS.num}_seed{FLAGS.seed}"
+                                    f"{'_' + tag if tag else ''}.npz")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    log = lambda m: print(m, file=sys.stderr, flush=True)    # noqa: E731
+    images, labels = draw_samples(run.family, run.params, FLAGS.num, out + ".parts", chunk=FLAGS.batch,
+                                  seed=FLAGS.seed, options=options, label=FLAGS.label, log=log)
+  except (FileNotFoundError, ValueError) as e:
+    _fail(str(e))
+  timing = draw_samples.last_timing
+  meta = {"workdir": os.path.abspath(FLAGS.workdir), "step": run.step, "num": FLAGS.num, "seed": FLAGS.seed,
+          "options": options, "label": FLAGS.label, "overrides": changed, "experiment": record.get("experiment"),
+          "seconds": round(timing["seconds"], 3), "fresh_batches": timing["fresh_chunks"]}
+  tmp = out + ".tmp.npz"
+  np.savez(tmp, images=images, labels=labels if labels is not None else np.zeros(0, np.int32),
+           meta=json.dumps(meta))
+  os.replace(tmp, out)
+  import shutil
+  shutil.rmtree(out + ".parts", ignore_errors=True)
+  grid = save_image_grid(out[:-4] + ".png", images[:min(len(images), 100)],
+                         ncols=_grid_cols(run.family, min(len(images), 100)))
+  print(json.dumps({"out": out, "grid": grid, **meta}, indent=2))
+
+
+def _grid_cols(family, n):
+  k = getattr(family, "num_classes", 0)
+  return n // k if k and FLAGS.label is None and n % k == 0 else None
+
+
+STATE = {}
+
+if __name__ == "__main__":
+  STATE["record"], STATE["original"] = _define_config_flag(sys.argv)
+  app.run(main)
