@@ -195,12 +195,14 @@ def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
         ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()), flush=True)
   model.cache = directory
   os.makedirs(directory, exist_ok=True)
-  tmp = params_path + ".tmp"
+  # Each file appears whole (temporary name, then rename); the temporary names are per process, so commands
+  # that train the same network at once (the training is deterministic) cannot write into each other's files.
+  tmp = f"{params_path}.tmp{os.getpid()}"
   with open(tmp, "wb") as f:
     f.write(serialization.to_bytes(model.params))
   os.replace(tmp, params_path)
-  with open(info_path + ".tmp", "w") as f:
+  with open(f"{info_path}.tmp{os.getpid()}", "w") as f:
     json.dump({"test_accuracy": model.test_accuracy, "image_shape": list(train["image"].shape[1:]),
                "train_steps": steps, "version": VERSION}, f, indent=2)
-  os.replace(info_path + ".tmp", info_path)
+  os.replace(f"{info_path}.tmp{os.getpid()}", info_path)
   return model

@@ -17,13 +17,13 @@ def _config(name, data_dir):
 def test_digits_feature_net_is_deterministic_accurate_and_cached(tmp_path, monkeypatch):
   monkeypatch.delenv(fn.CACHE_ENV, raising=False)           # the cache under the data dir, as users have it
   config = _config("digits", tmp_path)
-  net = fn.load_feature_net(config, steps=300)
+  net = fn.load_feature_net(config, steps=100)
   assert net.test_accuracy["label"] > 0.93
-  again = fn.train_feature_net("digits", *(fn_split(config, s) for s in ("train", "test")), steps=300)
+  again = fn.train_feature_net("digits", *(fn_split(config, s) for s in ("train", "test")), steps=100)
   np.testing.assert_array_equal(np.asarray(again.params["features"]["kernel"]), np.asarray(net.params["features"]["kernel"]))
   monkeypatch.setattr(fn, "train_feature_net", None)       # read back from <data_dir>/jaxgen_features, not retrained
-  cached = fn.load_feature_net(config, steps=300)
-  assert cached.cache == str(tmp_path / "jaxgen_features" / "digits-v1-s300")
+  cached = fn.load_feature_net(config, steps=100)
+  assert cached.cache == str(tmp_path / "jaxgen_features" / "digits-v1-s100")
   assert cached.test_accuracy == net.test_accuracy
   test, train = fn_split(config, "test"), fn_split(config, "train")
   np.testing.assert_array_equal(cached.features(test["image"][:50]), net.features(test["image"][:50]))

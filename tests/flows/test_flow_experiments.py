@@ -11,11 +11,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _cli(module, *args, timeout=600):
+  return _cli_concurrently([(module, args)], timeout=timeout)[0]
+
+
+def _cli_concurrently(commands, timeout=600):
+  """Run the experiments' command lines at the same time (each spends most of its time importing and
+  compiling, one core's work: two cores run two at once) and check that every one succeeded."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-  return proc
+  procs = [subprocess.Popen([sys.executable, "-m", f"experiments.{module}", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for module, args in commands]
+  results = []
+  try:
+    for p in procs:
+      out, err = p.communicate(timeout=timeout)
+      results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for r in results:
+    assert r.returncode == 0, " ".join(r.args) + "\n" + r.stdout[-2000:] + r.stderr[-3000:]
+  return results
 
 
 def _rows(workdir):
@@ -61,8 +77,12 @@ def test_glow_smoke_then_flow_inverse_on_it(tmp_path):
 
 
 def test_flow_classifier_and_realnvp_and_toy2d_smoke(tmp_path):
-  cls = tmp_path / "cls"
-  _cli("flow_classifier", "--config=experiments/flow_classifier.py:smoke", f"--workdir={cls}")
+  cls, rnvp, toy = tmp_path / "cls", tmp_path / "rnvp", tmp_path / "toy"
+  _cli_concurrently([
+      ("flow_classifier", ("--config=experiments/flow_classifier.py:smoke", f"--workdir={cls}")),
+      ("realnvp_cifar", ("--config=experiments/realnvp_cifar.py:smoke", f"--workdir={rnvp}")),
+      ("flow_toy2d", ("--config=experiments/flow_toy2d.py:smoke", "--config.data.name=eight_gaussians",
+                      f"--workdir={toy}"))])
   c = json.load(open(cls / "classifier.json"))
   assert c["num_test_examples"] == 300 and 0 <= c["flow_classifier_test_accuracy"] <= 1
   assert abs(c["mlp_num_params"] - c["flow_num_params"]) / c["flow_num_params"] < 0.1
@@ -70,13 +90,8 @@ def test_flow_classifier_and_realnvp_and_toy2d_smoke(tmp_path):
   assert last["test/classifier_accuracy"] == c["flow_classifier_test_accuracy"]
   assert 0 <= last["samples/T0.7/label_accuracy"] <= 1      # conditional samples: asked class vs the digits network
 
-  rnvp = tmp_path / "rnvp"
-  _cli("realnvp_cifar", "--config=experiments/realnvp_cifar.py:smoke", f"--workdir={rnvp}")
   assert any("test/bits_per_dim" in r for r in _rows(rnvp)) and _is_png(rnvp / "figures" / "samples_T0.7.png")
 
-  toy = tmp_path / "toy"
-  _cli("flow_toy2d", "--config=experiments/flow_toy2d.py:smoke", "--config.data.name=eight_gaussians",
-       f"--workdir={toy}")
   last = [r for r in _rows(toy) if "test/kl_nats" in r][-1]
   assert abs(last["test/true_entropy_nats"] - 1.697) < 0.01 and np.isfinite(last["test/kl_nats"])
   assert _is_png(toy / "density.png") and _is_png(toy / "samples" / "step_6.png")    # a scatter plot of points
