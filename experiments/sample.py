@@ -21,6 +21,7 @@ import json
 import os
 import sys
 
+import numpy as np
 from absl import app, flags
 
 flags.DEFINE_string("workdir", None, "run directory of a finished run")
@@ -101,7 +102,9 @@ def main(argv):
   verbose = FLAGS["verbosity"].present
   runtime.set_xla_cpu_flags()
   runtime.quiet_startup(verbose)
-  import numpy as np
+  from absl import logging as absl_logging
+  if not verbose:
+    absl_logging.set_verbosity(absl_logging.WARNING)         # Orbax's INFO lines on every restore
   from jaxgen.eval.sample_metrics import draw_samples
   from jaxgen.train.images import save_image_grid
   from jaxgen.train.run import load_run
@@ -121,7 +124,7 @@ def main(argv):
                                     f"{'_' + tag if tag else ''}.npz")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     log = lambda m: print(m, file=sys.stderr, flush=True)    # noqa: E731
-    images, labels = draw_samples(run.family, run.params, FLAGS.num, out + ".parts", chunk=FLAGS.batch,
+    images, labels = draw_samples(run.family, run.params, FLAGS.num, out + ".parts", chunk=min(FLAGS.batch, FLAGS.num),
                                   seed=FLAGS.seed, options=options, label=FLAGS.label, log=log)
   except (FileNotFoundError, ValueError) as e:
     _fail(str(e))
@@ -135,14 +138,21 @@ def main(argv):
   os.replace(tmp, out)
   import shutil
   shutil.rmtree(out + ".parts", ignore_errors=True)
-  grid = save_image_grid(out[:-4] + ".png", images[:min(len(images), 100)],
-                         ncols=_grid_cols(run.family, min(len(images), 100)))
+  shown, ncols = _grid(images, labels, getattr(run.family, "num_classes", 0))
+  grid = save_image_grid(out[:-4] + ".png", shown, ncols=ncols)
   print(json.dumps({"out": out, "grid": grid, **meta}, indent=2))
 
 
-def _grid_cols(family, n):
-  k = getattr(family, "num_classes", 0)
-  return n // k if k and FLAGS.label is None and n % k == 0 else None
+def _grid(images, labels, num_classes, limit=100):
+  """Up to `limit` images for the PNG; a conditional run's drawn classes one per row, in order."""
+  if not num_classes or labels is None or FLAGS.label is not None:
+    return images[:limit], None
+  per = max(1, limit // num_classes)
+  rows = [np.flatnonzero(labels == c)[:per] for c in range(num_classes)]
+  cols = min(len(r) for r in rows)
+  if cols == 0:                                    # too few samples for a row of every class
+    return images[:limit], None
+  return images[np.concatenate([r[:cols] for r in rows])], cols
 
 
 STATE = {}

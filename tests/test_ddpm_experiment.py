@@ -51,6 +51,7 @@ def test_smoke_preset_end_to_end(tmp_path):
   sample = _cli("--workdir=" + str(workdir), "--num=6", "--batch=4", "--sampler=ddim", "--steps=10", "--eta=0",
                 f"--out={out}", "--config.diffusion.clip_x0=False", module="experiments.sample")
   assert sample.returncode == 0, sample.stderr[-3000:]
+  assert "checkpoint.py" not in sample.stderr and "samples 6/6" in sample.stderr   # progress, not Orbax's INFO lines
   import numpy as np
   with np.load(out) as z:
     images, meta = z["images"], json.loads(str(z["meta"]))
