@@ -51,6 +51,7 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.baseline = dict(steps=3000)         # the MLP that the 'diffusion_classifier' evaluation compares with
   c.eval.classifier_timesteps = 50      # timesteps of its ELBO estimate
+  c.eval.classifier_score = "elbo"      # or 'eps_mse' (Li et al. 2023), jaxgen.diffusion.classifier
   c.num_samples = 64
   cadence(c, steps=800_000, every=5000, sample_every=20_000, eval_every=0)
 

@@ -13,13 +13,19 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.data.image import uint8_to_signed_unit
-from jaxgen.diffusion import parameterisation, samplers, vlb
+from jaxgen.diffusion import gaussian, parameterisation, samplers, vlb
 
 
-def make_diffusion_classifier(ddpm, params, log_prior, *, num_timesteps: int = 50, seed: int = 0):
+SCORES = ("elbo", "eps_mse")
+
+
+def make_diffusion_classifier(ddpm, params, log_prior, *, num_timesteps: int = 50, seed: int = 0,
+                              score: str = "elbo"):
   """classify(images uint8 (B, H, W, C)) -> (predicted classes (B,), scores (B, classes)) as one jit."""
   if not ddpm.num_classes:
     raise ValueError("the diffusion classifier needs a class-conditional DDPM (model.num_classes > 0)")
+  if score not in SCORES:
+    raise ValueError(f"classifier score={score!r}; choose one of: {', '.join(SCORES)}")
   k = ddpm.num_classes
   ts = jnp.asarray(samplers.timestep_subsequence(ddpm.schedule.num_timesteps, num_timesteps), jnp.int32)
   scale = ddpm.schedule.num_timesteps / int(ts.shape[0])
@@ -37,11 +43,14 @@ def make_diffusion_classifier(ddpm, params, log_prior, *, num_timesteps: int = 5
     def body(i, acc):
       noise = jax.random.normal(jax.random.fold_in(base, i), x0.shape)        # shared by every class
       t = jnp.full((k * b,), ts[i], jnp.int32)
-      term = vlb.vlb_term(ddpm.schedule, model, x_rep, t, jnp.tile(noise, (k,) + (1,) * (x0.ndim - 1)),
-                          variance=ddpm.variance)
-      return acc + term
+      noise_rep = jnp.tile(noise, (k,) + (1,) * (x0.ndim - 1))
+      if score == "eps_mse":
+        eps, _ = model(gaussian.q_sample(ddpm.schedule, x_rep, t, noise_rep), t)
+        return acc + jnp.sum(jnp.square(eps - noise_rep), axis=tuple(range(1, x0.ndim)))
+      return acc + vlb.vlb_term(ddpm.schedule, model, x_rep, t, noise_rep, variance=ddpm.variance)
 
     bound = jax.lax.fori_loop(0, ts.shape[0], body, jnp.zeros((k * b,), jnp.float32)) * scale
-    scores = log_prior[None, :] - bound.reshape(k, b).T
+    prior = log_prior[None, :] if score == "elbo" else 0.0
+    scores = prior - bound.reshape(k, b).T
     return jnp.argmax(scores, axis=1), scores
   return classify

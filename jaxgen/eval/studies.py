@@ -36,15 +36,17 @@ def make_flow_classifier_eval(config, model, workdir: str):
 
 def make_diffusion_classifier_eval(config, model, workdir: str):
   """(a final evaluation of a class-conditional DDPM run) Bayes' rule over conditional ELBOs estimated on
-  config.eval.classifier_timesteps shared timesteps and noises (jaxgen.diffusion.classifier) vs an MLP with about
+  config.eval.classifier_timesteps shared timesteps and noises (jaxgen.diffusion.classifier; config.eval.
+  classifier_score 'elbo' or Li et al.'s 'eps_mse') vs an MLP with about
   as many parameters; test/classifier_accuracy, test/mlp_accuracy; classifier.json."""
   from jaxgen.diffusion.classifier import make_diffusion_classifier
   steps = int(config.eval.get("classifier_timesteps", 50))
+  score = config.eval.get("classifier_score", "elbo")
   return _generative_classifier_eval(
       config, model, workdir, "diffusion",
       lambda params, log_prior: make_diffusion_classifier(model, params, log_prior, num_timesteps=steps,
-                                                          seed=config.seed),
-      extra={"classifier_timesteps": steps})
+                                                          seed=config.seed, score=score),
+      extra={"classifier_timesteps": steps, "classifier_score": score})
 
 
 def _generative_classifier_eval(config, model, workdir: str, kind: str, make_classify, extra=None):
