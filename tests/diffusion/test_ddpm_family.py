@@ -95,3 +95,37 @@ def test_config_errors_name_the_value():
   c.model.num_classes = 7
   with pytest.raises(ValueError, match="model.num_classes=7 but digits has 10 classes"):
     validate_ddpm_config(c)
+
+
+class PointMassNet(nn.Module):
+  """The exact conditional denoiser of data that is a point mass at LEVELS[c] for class c: eps = (x_t - a m_c) / s."""
+  sqrt_ab: tuple
+  sqrt_1m_ab: tuple
+  levels: tuple
+
+  @nn.compact
+  def __call__(self, x, t, labels=None, *, train):
+    self.param("unused", nn.initializers.zeros, (1,))
+    m = jnp.asarray(self.levels)[labels][:, None, None, None]
+    a = jnp.asarray(self.sqrt_ab)[t][:, None, None, None]
+    s = jnp.asarray(self.sqrt_1m_ab)[t][:, None, None, None]
+    return (x - a * m) / s
+
+
+@pytest.mark.parametrize("score", ["elbo", "eps_mse"])
+def test_the_diffusion_classifier_picks_the_class_whose_model_explains_the_image(score):
+  from jaxgen.diffusion.classifier import make_diffusion_classifier
+  sched = schedules.make_schedule("linear", 40, beta_start=1e-3, beta_end=0.3)
+  pixels = np.array([30, 120, 220])                        # class c: every pixel = pixels[c]
+  levels = tuple(float(v) for v in np.append(pixels / 127.5 - 1.0, 0.0))
+  net = PointMassNet(tuple(map(float, sched.sqrt_alphas_cumprod)), tuple(map(float, sched.sqrt_one_minus_alphas_cumprod)),
+                     levels)
+  ddpm = DDPM(network=net, schedule=sched, image_shape=(2, 2, 1), num_classes=3)
+  params = ddpm.init(jax.random.PRNGKey(0))
+  images = np.repeat(pixels, 4).reshape(3, 2, 2, 1).astype(np.uint8)[[2, 0, 1, 1]]
+  classify = make_diffusion_classifier(ddpm, params, np.log(np.full(3, 1 / 3)), num_timesteps=8, score=score)
+  pred, scores = classify(images)
+  np.testing.assert_array_equal(pred, [2, 0, 1, 1])
+  assert scores.shape == (4, 3) and np.all(np.isfinite(scores))
+  with pytest.raises(ValueError, match="score='nll'; choose one of: elbo, eps_mse"):
+    make_diffusion_classifier(ddpm, params, np.zeros(3), score="nll")
