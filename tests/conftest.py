@@ -23,6 +23,12 @@ if os.environ.get("JAXGEN_TEST_FULL_COMPILE", "0") in ("", "0"):
   if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1").strip()
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxgen_jax_cache_"))
+  # Under pytest-xdist (`-n 2`) each worker keeps a cache of its own: JAX writes entries in place, and a
+  # worker must not read an entry that another is still writing.
+  if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ["JAX_COMPILATION_CACHE_DIR"].endswith(
+      os.environ["PYTEST_XDIST_WORKER"]):
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(os.environ["JAX_COMPILATION_CACHE_DIR"],
+                                                           os.environ["PYTEST_XDIST_WORKER"])
 
 from jaxgen.train.runtime import set_xla_cpu_flags  # noqa: E402  (before JAX starts)
 
