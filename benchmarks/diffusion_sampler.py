@@ -1,12 +1,12 @@
 r"""Where a diffusion sampler's time goes, and what fewer steps cost in quality.
 
   python benchmarks/diffusion_sampler.py --workdir=workdirs/ddpm_quick [--num=1000] [--batch=500]
-      [--configs=ancestral:0,ddim:50,ddim:25,ddim:10] [--out=docs/figures/ddpm_sampler_speed.md]
+      [--configs=ancestral:0,ddim:50,ddim:25:quadratic,ddim:50:even:1] [--out=docs/figures/ddpm_sampler_speed.md]
 
 For the run in --workdir (EMA params of its latest checkpoint, jaxgen.train.run.load_run):
   1. the network alone: one compiled U-Net forward pass on a batch of --batch, timed over repeats (the cost of a
      step if the loop added nothing);
-  2. each sampler configuration `sampler:steps` (0 = all T) as jaxgen runs it, one compiled loop: compile time,
+  2. each sampler configuration `sampler:steps[:spacing[:eta]]` (0 = all T) as jaxgen runs it, one compiled loop: compile time,
      then the wall time of drawing --num samples in batches of --batch, per step, and the loop's overhead per
      step (wall per step minus the network pass; guided samplers run the network on a batch of 2B);
   3. the samples' metrics in the data set's feature space (jaxgen.eval.sample_metrics.compare: FID, precision,
@@ -35,15 +35,17 @@ def main():
   p.add_argument("--configs", default="ancestral:0,ddim:50,ddim:25,ddim:10")
   p.add_argument("--guidance", type=float, default=None, help="conditional runs: guidance scale for every row")
   p.add_argument("--repeats", type=int, default=20)
+  p.add_argument("--no_clip", action="store_true", help="sample without clipping the predicted x0 to [-1, 1]")
   p.add_argument("--out", default=None)
   p.add_argument("--inversion_steps", default="50,20,10", help="comma-separated DDIM steps ('' to skip)")
   a = p.parse_args()
   configs = []
   for item in filter(None, a.configs.split(",")):
-    name, _, steps = item.partition(":")
-    if name not in ("ancestral", "ddim") or not steps.isdigit():
-      p.error(f"--configs item {item!r}: use ancestral:<steps> or ddim:<steps> (0 = all T)")
-    configs.append((name, int(steps)))
+    name, steps, spacing, eta = (item.split(":") + ["", "", "", ""])[:4]
+    if name not in ("ancestral", "ddim") or not steps.isdigit() or spacing not in ("", "even", "quadratic"):
+      p.error(f"--configs item {item!r}: use ancestral:<steps>[:<spacing>] or ddim:<steps>[:<spacing>[:<eta>]] "
+              "(steps 0 = all T; spacing even or quadratic)")
+    configs.append((name, int(steps), spacing or "even", float(eta or 0.0)))
   sys.path.insert(0, ROOT)
   from jaxgen.train import runtime
   runtime.set_xla_cpu_flags()
@@ -54,7 +56,7 @@ def main():
   from jaxgen.eval import sample_metrics as sm
   from jaxgen.train.run import load_run
 
-  run = load_run(a.workdir, overrides={"evals": ()})
+  run = load_run(a.workdir, overrides={"evals": (), **({"diffusion.clip_x0": False} if a.no_clip else {})})
   ddpm, params = run.family, run.params
   if run.config.family != "ddpm":
     p.error(f"--workdir={a.workdir} is a {run.config.family!r} run, not a diffusion run")
@@ -79,9 +81,11 @@ def main():
   net_ms = (time.perf_counter() - t0) / a.repeats * 1e3
 
   rows = []
-  for name, steps in configs:
+  for name, steps, spacing, eta in configs:
     n_steps = steps or T
-    opts = dict(sampler=name, steps=steps, guidance=guidance) if k else dict(sampler=name, steps=steps)
+    opts = dict(sampler=name, steps=steps, spacing=spacing, **(dict(eta=eta) if name == "ddim" else {}))
+    if k:
+      opts["guidance"] = guidance
     fn = jax.jit(lambda p_, r: ddpm.sample(p_, r, a.batch, labels, **opts) if k else ddpm.sample(p_, r, a.batch, **opts))
     key = jax.random.PRNGKey(run.config.seed)
     t0 = time.perf_counter()
@@ -96,7 +100,8 @@ def main():
     asked = None if not k else np.tile(np.asarray(labels), len(chunks))[:a.num]
     m = sm.compare(space, images, ref, asked)
     per_step_ms = wall / len(chunks) / n_steps * 1e3
-    rows.append(dict(sampler=name, steps=n_steps, compile_s=compile_s, wall_s=wall, per_step_ms=per_step_ms,
+    rows.append(dict(sampler=name + ("" if spacing == "even" else f" {spacing}") + (f" eta {eta:g}" if eta else ""),
+                     steps=n_steps, compile_s=compile_s, wall_s=wall, per_step_ms=per_step_ms,
                      overhead_ms=per_step_ms - net_ms, fid=m["samples/fid"], precision=m["samples/precision"],
                      recall=m["samples/recall"], label_accuracy=m.get("samples/label_accuracy")))
     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
@@ -119,7 +124,8 @@ def main():
       print(json.dumps(inversion[-1]), file=sys.stderr, flush=True)
 
   base = rows[0]["wall_s"] if rows else 1.0
-  lines = [f"Run {os.path.abspath(a.workdir)} (step {run.step}, T={T}{', guidance %g' % guidance if k else ''}); "
+  lines = [f"Run {os.path.abspath(a.workdir)} (step {run.step}, T={T}{', guidance %g' % guidance if k else ''}"
+           f"{', x0 not clipped' if a.no_clip else ''}); "
            f"{a.num} samples in batches of {a.batch}; network pass on {net_batch}: {net_ms:.2f} ms; "
            f"{jax.devices()[0].platform} x{jax.device_count()}",
            "",
