@@ -16,6 +16,8 @@ sys.path.insert(0, FIXTURES)
 from seeded import seeded_state_dict  # noqa: E402
 
 from jaxgen.diffusion import convert_diffusers as cd  # noqa: E402
+from jaxgen.diffusion import diffusers_config as dc  # noqa: E402
+from jaxgen.io.safetensors import write_safetensors  # noqa: E402
 from jaxgen.nn.unet import UNet, count_params  # noqa: E402
 
 TINY = np.load(os.path.join(FIXTURES, "diffusers_fixture.npz"))
@@ -27,17 +29,6 @@ CIFAR10_SHAPES = {k: tuple(s) for k, s in CIFAR10["keys"]}
 CIFAR10_SCHEDULER = {"_class_name": "DDPMScheduler", "_diffusers_version": "0.1.1", "beta_end": 0.02,
                      "beta_schedule": "linear", "beta_start": 0.0001, "clip_sample": True,
                      "num_train_timesteps": 1000, "trained_betas": None, "variance_type": "fixed_large"}
-# What tests/fixtures/diffusers_tensors.safetensors holds (make_diffusers_fixture.SAFETENSORS_TENSORS).
-SAFETENSORS_TENSORS = {
-    "a.f32": np.arange(6, dtype=np.float32).reshape(2, 3) / 4,
-    "b.f16": (np.arange(4) - 1.5).astype(np.float16),
-    "c.bf16": np.array([[1.0, -2.5, 0.15625]], np.float32),
-    "d.i64": np.array([7, -3], np.int64),
-    "e.f64.scalar": np.array(0.1, np.float64),
-    "f.u8": np.array([[0, 255], [1, 2]], np.uint8),
-}
-
-
 def input_images():
   """make_diffusers_fixture.input_images: the same numpy call."""
   x = (np.random.default_rng(1).random((len(TINY["timesteps"]), 32, 32, 3)) * 2.0 - 1.0).astype(np.float32)
@@ -54,7 +45,7 @@ def write_source(directory, *, config=None, weights=True, scheduler=True):
     (directory / "scheduler_config.json").write_text(json.dumps(dict(CIFAR10_SCHEDULER, num_train_timesteps=50,
                                                                      variance_type="fixed_small")))
   if weights:
-    cd.write_safetensors(str(directory / cd.WEIGHTS_FILE), seeded_state_dict(TINY_SHAPES, int(TINY["seed"])),
+    write_safetensors(str(directory / cd.WEIGHTS_FILE), seeded_state_dict(TINY_SHAPES, int(TINY["seed"])),
                          metadata={"format": "pt"})
   return directory
 
@@ -75,7 +66,7 @@ def test_seeded_tiny_model_reproduces_diffusers(converted):
   net = run.family.network
   model = run.config.model
   # The family's U-Net is the one config.model describes (the build code passes every field).
-  for name, want in cd.unet_kwargs(model).items():
+  for name, want in dc.unet_kwargs(model).items():
     have = getattr(net, name)
     assert (tuple(have) if isinstance(have, (list, tuple)) else have) == want, name
   x, t = input_images(), TINY["timesteps"].astype(np.int32)
@@ -118,11 +109,11 @@ def test_converted_run_samples_as_experiments_sample_does(converted, tmp_path):
 
 
 def test_full_size_keys_map_onto_the_default_unet():
-  model = cd.model_config_from_diffusers(CIFAR10["config"])
+  model = dc.model_config_from_diffusers(CIFAR10["config"])
   assert model == dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), num_groups=32,
                        norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1.0, downsample_padding=0)
   default = UNet()
-  assert all(getattr(default, k) == v for k, v in cd.unet_kwargs(model).items() if k != "dropout")
+  assert all(getattr(default, k) == v for k, v in dc.unet_kwargs(model).items() if k != "dropout")
   shapes = cd.converted_shapes(CIFAR10_SHAPES, model)
   assert shapes == cd.expected_param_shapes({**model, "dropout": 0.1})
   assert sum(int(np.prod(s)) for s in shapes.values()) == CIFAR10["num_params"] == 35_746_307
@@ -139,7 +130,7 @@ def test_full_size_keys_map_onto_the_default_unet():
 
 
 def test_state_dict_that_does_not_fit_is_named():
-  model = cd.model_config_from_diffusers(CIFAR10["config"])
+  model = dc.model_config_from_diffusers(CIFAR10["config"])
   shapes = dict(CIFAR10_SHAPES)
   shapes["down_blocks.1.attentions.0.query.weight"] = (256, 256)        # twice: to_q and query
   shapes["class_embedding.weight"] = (10, 512)                           # no place in the U-Net
@@ -160,8 +151,8 @@ def test_state_dict_that_does_not_fit_is_named():
 
 def test_defaults_match_the_installed_diffusers():
   listed = lambda d: {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-  assert listed(cd.UNET2D_DEFAULTS) == CIFAR10["unet2dmodel_defaults"]
-  assert listed(cd.DDPM_SCHEDULER_DEFAULTS) == CIFAR10["ddpmscheduler_defaults"]
+  assert listed(dc.UNET2D_DEFAULTS) == CIFAR10["unet2dmodel_defaults"]
+  assert listed(dc.DDPM_SCHEDULER_DEFAULTS) == CIFAR10["ddpmscheduler_defaults"]
 
 
 @pytest.mark.parametrize("field, value, allowed", [
@@ -179,7 +170,7 @@ def test_defaults_match_the_installed_diffusers():
 ])
 def test_unmappable_model_configs_are_refused(field, value, allowed):
   with pytest.raises(ValueError) as info:
-    cd.model_config_from_diffusers(dict(CIFAR10["config"], **{field: value}))
+    dc.model_config_from_diffusers(dict(CIFAR10["config"], **{field: value}))
   assert f"config.json: {field}={value!r} cannot be converted" in str(info.value)
   assert allowed in str(info.value)
 
@@ -188,20 +179,20 @@ def test_leaving_fields_out_takes_diffusers_defaults():
   config = dict(CIFAR10["config"])
   del config["attention_head_dim"]            # diffusers' default: 8, i.e. 32 heads
   with pytest.raises(ValueError, match="attention_head_dim=8 cannot be converted"):
-    cd.model_config_from_diffusers(config)
+    dc.model_config_from_diffusers(config)
 
 
 def test_scheduler_config():
-  assert cd.diffusion_config_from_scheduler(CIFAR10_SCHEDULER) == dict(
+  assert dc.diffusion_config_from_scheduler(CIFAR10_SCHEDULER) == dict(
       num_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02, variance="fixed_large",
       clip_x0=True, prediction="eps")
-  assert cd.diffusion_config_from_scheduler(dict(CIFAR10_SCHEDULER, prediction_type="v_prediction"))[
+  assert dc.diffusion_config_from_scheduler(dict(CIFAR10_SCHEDULER, prediction_type="v_prediction"))[
       "prediction"] == "v"
   for field, value, allowed in [("beta_schedule", "squaredcos_cap_v2", "allowed: 'linear'"),
                                 ("variance_type", "learned_range", "allowed: 'fixed_large', 'fixed_small'"),
                                 ("prediction_type", "flow", "allowed: 'epsilon', 'sample', 'v_prediction'")]:
     with pytest.raises(ValueError) as info:
-      cd.diffusion_config_from_scheduler(dict(CIFAR10_SCHEDULER, **{field: value}))
+      dc.diffusion_config_from_scheduler(dict(CIFAR10_SCHEDULER, **{field: value}))
     assert f"scheduler_config.json: {field}={value!r} cannot be converted" in str(info.value)
     assert allowed in str(info.value)
 
@@ -249,30 +240,3 @@ def test_bad_config_is_refused_before_reading_weights(tmp_path):
   (src / cd.WEIGHTS_FILE).write_bytes(b"not read")
   with pytest.raises(ValueError, match="act_fn='mish' cannot be converted"):
     cd.convert(str(src), str(tmp_path / "run"))
-
-
-def test_safetensors_reader_reads_the_library_file():
-  tensors = cd.read_safetensors(os.path.join(FIXTURES, "diffusers_tensors.safetensors"))
-  assert sorted(tensors) == sorted(SAFETENSORS_TENSORS)
-  for name, want in SAFETENSORS_TENSORS.items():
-    assert tensors[name].dtype == want.dtype and tensors[name].shape == want.shape, name
-    np.testing.assert_array_equal(tensors[name], want)
-
-
-def test_safetensors_round_trip_and_damaged_files(tmp_path):
-  tensors = {k: v for k, v in SAFETENSORS_TENSORS.items() if k != "c.bf16"}
-  path = str(tmp_path / "t.safetensors")
-  cd.write_safetensors(path, tensors, metadata={"format": "pt"})
-  back = cd.read_safetensors(path)
-  assert sorted(back) == sorted(tensors)
-  for name, want in tensors.items():
-    assert back[name].dtype == want.dtype
-    np.testing.assert_array_equal(back[name], want)
-  data = open(path, "rb").read()
-  assert (8 + int.from_bytes(data[:8], "little")) % 8 == 0
-  open(path, "wb").write(data[:-3])                  # truncated
-  with pytest.raises(ValueError, match="not a valid safetensors file: tensor 'f.u8'"):
-    cd.read_safetensors(path)
-  open(path, "wb").write(b"\xff" * 20)
-  with pytest.raises(ValueError, match="not a valid safetensors file: header length"):
-    cd.read_safetensors(path)
