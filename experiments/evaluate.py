@@ -27,14 +27,13 @@ import sys
 
 from absl import app, flags
 
+from jaxgen.diffusion.options import define_sampling_flags, sampling_options
+
 flags.DEFINE_string("workdir", None, "run directory of a finished run")
 flags.DEFINE_integer("num", 50_000, "number of samples")
 flags.DEFINE_integer("chunk", 500, "samples per saved chunk")
 flags.DEFINE_float("temperature", None, "flows: sampling temperature (default: the run's eval.sample_options)")
-flags.DEFINE_string("sampler", None, "diffusion: ancestral | ddim (default: the run's diffusion.sampler)")
-flags.DEFINE_integer("steps", None, "diffusion: sampling steps, 0 = all T")
-flags.DEFINE_float("eta", None, "diffusion: DDIM eta")
-flags.DEFINE_float("guidance", None, "diffusion: classifier-free guidance scale (conditional runs)")
+define_sampling_flags()                       # diffusion runs: --sampler, --steps, --eta, --guidance, ...
 flags.DEFINE_string("data", None, "reference: data set name (cifar10, digits, shapes, shapes_tiny)")
 flags.DEFINE_string("split", "train", "reference: split")
 flags.DEFINE_string("data_dir", None, "reference: TFDS data directory")
@@ -125,8 +124,9 @@ def main(argv):
       print(json.dumps((reference_command if command == ["reference"] else baselines_command)(), indent=2))
       return
     from jaxgen.eval.sample_metrics import evaluate_run
-    options = {k: getattr(FLAGS, k) for k in ("temperature", "sampler", "steps", "eta", "guidance")
-               if getattr(FLAGS, k) is not None}
+    options = sampling_options(FLAGS)
+    if FLAGS.temperature is not None:
+      options["temperature"] = FLAGS.temperature
     record = evaluate_run(FLAGS.workdir, num=FLAGS.num, chunk=FLAGS.chunk, sample_options=options,
                           inception_weights=FLAGS.inception_weights, log=_progress)
   except (FileNotFoundError, ValueError, DatasetUnavailableError) as e:

@@ -24,22 +24,17 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from jaxgen.diffusion.options import define_sampling_flags, sampling_options
+
 flags.DEFINE_string("workdir", None, "run directory of a finished run")
 flags.DEFINE_integer("num", 64, "number of samples")
 flags.DEFINE_integer("batch", 500, "samples per batch (rounded to a multiple of the device count)")
 flags.DEFINE_integer("seed", 0, "sampling seed")
 flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
 flags.DEFINE_string("out", None, "output .npz (default DIR/samples/sample_<step>_<settings>.npz)")
-flags.DEFINE_string("sampler", None, "diffusion: ancestral | ddim (default: the run's diffusion.sampler)")
-flags.DEFINE_integer("steps", None, "diffusion: sampling steps, 0 = all T (default: the run's)")
-flags.DEFINE_string("spacing", None, "diffusion: timestep spacing even | quadratic (default: the run's)")
-flags.DEFINE_float("eta", None, "diffusion: DDIM eta (0 deterministic, 1 the DDPM posterior)")
-flags.DEFINE_float("guidance", None, "diffusion: classifier-free guidance scale w (conditional runs)")
-flags.DEFINE_string("variance", None, "diffusion: ancestral variance fixed_large | fixed_small")
 flags.DEFINE_integer("label", None, "conditional runs: draw only this class")
+define_sampling_flags()
 FLAGS = flags.FLAGS
-
-DIFFUSION_FLAGS = ("sampler", "steps", "spacing", "eta", "guidance", "variance")
 
 
 def _fail(message: str):
@@ -85,7 +80,7 @@ def _flatten(d, prefix=""):
 def _check(record, family_name):
   if FLAGS.num < 1 or FLAGS.batch < 1:
     _fail(f"--num={FLAGS.num} and --batch={FLAGS.batch} must be >= 1")
-  given = [f for f in DIFFUSION_FLAGS if getattr(FLAGS, f) is not None]
+  given = list(sampling_options(FLAGS))
   if given and family_name != "ddpm":
     _fail(f"--{given[0]} is a diffusion sampling option; the run in {FLAGS.workdir} is a {family_name!r} run")
   if FLAGS.out and not FLAGS.out.endswith(".npz"):
@@ -97,7 +92,7 @@ def main(argv):
   record, original = STATE["record"], STATE["original"]
   config = FLAGS.config
   _check(record, config.get("family"))
-  options = {f: getattr(FLAGS, f) for f in DIFFUSION_FLAGS if getattr(FLAGS, f) is not None}
+  options = sampling_options(FLAGS)
   from jaxgen.train import runtime
   verbose = FLAGS["verbosity"].present
   runtime.set_xla_cpu_flags()

@@ -39,3 +39,24 @@ def timestep_subsequence(num_timesteps: int, steps: int, spacing: str = "even") 
   if ts[-1] > num_timesteps - 1:
     raise ValueError(f"{steps} {spacing} steps do not fit in {num_timesteps} timesteps; use 'even' spacing")
   return ts
+
+
+# The sampling options of DDPM.sample as command-line flags (experiments.sample, experiments.evaluate); unset
+# flags leave the run's own config.diffusion values.
+SAMPLING_FLAGS = ("sampler", "steps", "spacing", "eta", "guidance", "variance")
+
+
+def define_sampling_flags() -> None:
+  """Define the absl flags --sampler, --steps, --spacing, --eta, --guidance, --variance (default None)."""
+  from absl import flags
+  flags.DEFINE_string("sampler", None, f"diffusion: {' | '.join(SAMPLERS)} (default: the run's diffusion.sampler)")
+  flags.DEFINE_integer("steps", None, "diffusion: sampling steps, 0 = all T (default: the run's)")
+  flags.DEFINE_string("spacing", None, f"diffusion: timestep spacing {' | '.join(SPACINGS)} (default: the run's)")
+  flags.DEFINE_float("eta", None, "diffusion: DDIM eta (0 deterministic, 1 the DDPM posterior)")
+  flags.DEFINE_float("guidance", None, "diffusion: classifier-free guidance scale w (conditional runs)")
+  flags.DEFINE_string("variance", None, f"diffusion: ancestral variance {' | '.join(VARIANCES)}")
+
+
+def sampling_options(flag_values) -> dict:
+  """{option: value} of the sampling flags that were given: keyword arguments of DDPM.sample."""
+  return {f: getattr(flag_values, f) for f in SAMPLING_FLAGS if getattr(flag_values, f) is not None}
