@@ -33,7 +33,7 @@ def make_diffusion_classifier(ddpm, params, log_prior, *, num_timesteps: int = 5
   base = jax.random.PRNGKey(seed)
 
   @jax.jit
-  def classify(images):
+  def classify(params, images):          # params an argument, not constants baked into the program
     x0 = uint8_to_signed_unit(images)
     b = x0.shape[0]
     x_rep = jnp.tile(x0, (k,) + (1,) * (x0.ndim - 1))                       # class-major: rows c*B .. c*B+B-1
@@ -53,4 +53,4 @@ def make_diffusion_classifier(ddpm, params, log_prior, *, num_timesteps: int = 5
     prior = log_prior[None, :] if score == "elbo" else 0.0
     scores = prior - bound.reshape(k, b).T
     return jnp.argmax(scores, axis=1), scores
-  return classify
+  return lambda images: classify(params, images)
