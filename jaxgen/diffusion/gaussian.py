@@ -1,4 +1,4 @@
-"""Gaussian diffusion maths (Ho et al. 2020): the forward process, its posterior, and the DDPM loss.
+"""Gaussian diffusion maths (Ho et al. 2020): the forward process, and its posterior (the losses: jaxgen.diffusion.ddpm and .parameterisation).
 
 Notation: `t` is an int array of timesteps in [0, T), where index t is the paper's step t+1.
   forward step     q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)   (note the square root on beta_t)
@@ -52,17 +52,3 @@ def predict_x0_from_eps(schedule: DiffusionSchedule, xt, t, eps):
   """Invert q_sample: x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
   return (extract(schedule.sqrt_recip_alphas_cumprod, t, xt.ndim) * xt
           - extract(schedule.sqrt_recipm1_alphas_cumprod, t, xt.ndim) * eps)
-
-
-def eps_mse_loss(schedule: DiffusionSchedule, eps_fn, x0, rng):
-  """L_simple of Ho et al.: E_{t ~ U{0..T-1}, eps} || eps - eps_theta(x_t, t) ||^2, mean over all dims.
-
-  eps_fn(x_t, t) -> predicted eps. Returns (scalar loss, per-example losses).
-  """
-  t_rng, n_rng = jax.random.split(rng)
-  t = jax.random.randint(t_rng, (x0.shape[0],), 0, schedule.num_timesteps)
-  noise = jax.random.normal(n_rng, x0.shape, jnp.float32)
-  xt = q_sample(schedule, x0, t, noise)
-  eps = eps_fn(xt, t).astype(jnp.float32)
-  per_example = jnp.mean(jnp.square(eps - noise), axis=tuple(range(1, x0.ndim)))
-  return jnp.mean(per_example), per_example

@@ -52,13 +52,41 @@ def test_label_dropout_trains_the_null_class_at_its_rate():
   assert np.all(ddpm._labels({"label": np.zeros(50, np.int32)}, jax.random.PRNGKey(0), train=False) == 0)
 
 
+class OracleNet(nn.Module):
+  """The exact prediction for data that are all -1 (pixel 0): eps = (x_t + a) / s, x0 = -1, v = a eps + s."""
+  prediction: str
+  sqrt_ab: tuple
+  sqrt_1m_ab: tuple
+
+  @nn.compact
+  def __call__(self, x, t, labels=None, *, train):
+    self.param("unused", nn.initializers.zeros, (1,))
+    a = jnp.asarray(self.sqrt_ab)[t][:, None, None, None]
+    s = jnp.asarray(self.sqrt_1m_ab)[t][:, None, None, None]
+    eps = (x + a) / s
+    return {"eps": eps, "x0": jnp.full_like(x, -1.0), "v": a * eps + s}[self.prediction]
+
+
+@pytest.mark.parametrize("weighting", ["simple", "min_snr"])
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
-def test_loss_is_zero_for_the_exact_target_and_sampling_options_apply(prediction):
+def test_loss_is_zero_for_the_exact_prediction_and_positive_otherwise(prediction, weighting):
+  sched = schedules.make_schedule("linear", 20, beta_start=1e-3, beta_end=0.2)
+  oracle = OracleNet(prediction, tuple(map(float, sched.sqrt_alphas_cumprod)),
+                     tuple(map(float, sched.sqrt_one_minus_alphas_cumprod)))
+  batch = {"image": np.zeros((16, 2, 2, 1), np.uint8)}
+  for net, zero in ((oracle, True), (LabelNet(), False)):
+    ddpm = DDPM(network=net, schedule=sched, image_shape=(2, 2, 1), prediction=prediction, loss_weighting=weighting,
+                num_classes=0 if zero else 3)
+    params = ddpm.init(jax.random.PRNGKey(0))
+    b = dict(batch) if zero else dict(batch, label=np.arange(16) % 3)
+    loss, metrics = jax.jit(lambda p: ddpm.loss(p, b, jax.random.PRNGKey(2)))(params)
+    assert metrics["loss"] == loss and (float(loss) < 1e-8 if zero else float(loss) > 1e-3), (zero, float(loss))
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_sampling_options_apply(prediction):
   ddpm = _ddpm(prediction=prediction, loss_weighting="min_snr")
   params = ddpm.init(jax.random.PRNGKey(0))
-  batch = {"image": np.full((8, 2, 2, 1), 200, np.uint8), "label": np.arange(8) % 3}
-  loss, metrics = jax.jit(lambda p: ddpm.loss(p, batch, jax.random.PRNGKey(2)))(params)
-  assert np.isfinite(loss) and loss > 0 and metrics["loss"] == loss
   for kw in (dict(sampler="ddim", steps=5), dict(sampler="ancestral", steps=7, spacing="quadratic"),
              dict(sampler="ddim", steps=4, eta=1.0, guidance=2.0)):
     x = ddpm.sample(params, jax.random.PRNGKey(3), 6, **kw)
