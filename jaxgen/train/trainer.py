@@ -214,7 +214,10 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
       hasattr(family, "sample") else None
   sample_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A3)   # same noise for every grid
 
+  saved = {"step": None}
+
   def save(step):
+    saved["step"] = step
     if ckpt.save(step, state):
       _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
@@ -279,6 +282,8 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
           writer.write_scalars(step, results)
           _print(is_main, f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
         if flag.signum is not None:
+          if saved["step"] != step:          # the signal came while this step's samples or evaluation ran
+            save(step)
           ckpt.wait()
           raise TrainingInterrupted(flag.signum, step, f"interrupted by signal {flag.signum} at step {step}; "
                                     f"checkpoint saved in {ckpt.directory}; rerun the same command to resume")

@@ -76,6 +76,43 @@ def test_interrupt_and_resume_matches_uninterrupted_run(tmp_path):
   assert steps_logged[-1] == steps
 
 
+class _LinearFamily:
+  """w -> loss = (w - mean(x))^2: a family that compiles in milliseconds."""
+
+  def init(self, rng, batch):
+    return {"w": jnp.zeros(())}
+
+  def loss(self, params, batch, rng):
+    loss = (params["w"] - jnp.mean(batch["x"])) ** 2
+    return loss, {"loss": loss}
+
+
+def _ones_data_fn(start_step):
+  while True:
+    yield {"x": np.ones((4, 2), np.float32)}
+
+
+def test_a_signal_during_the_evaluation_still_saves_that_step(tmp_path):
+  """SIGTERM arriving after the step's checkpoint decision (while its samples or evaluation run) must still
+  save the step it stops at: the message says so and the rerun resumes from it."""
+  config = _smoke_config(tmp_path, num_train_steps=50, checkpoint_every=100, log_every=100, eval_every=4,
+                         batch_size=4)
+  calls = []
+
+  def eval_fn(state, step):
+    calls.append(step)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return {"test/value": float(state.params["w"])}
+
+  workdir = str(tmp_path / "w")
+  with pytest.raises(trainer.TrainingInterrupted) as info:
+    trainer.train(_LinearFamily(), config, workdir, _ones_data_fn, eval_fn=eval_fn)
+  assert calls == [4] and info.value.step == 4 and info.value.signum == signal.SIGTERM
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4"]
+  resumed = trainer.train(_LinearFamily(), config, workdir, _ones_data_fn)
+  assert int(resumed.step) == 50
+
+
 class _ExplodingFamily:
   """w -> loss = w * mean(x); the data turns infinite at step 3."""
 
