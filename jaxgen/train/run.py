@@ -2,8 +2,9 @@
 
 `run` (what every experiment's main does):
   1. XLA flags and PRNG choice (before JAX starts), 2. join a multi-host job if asked, 3. validate the config
-  (the family's rules, its evaluations, the trainer's fields: names the bad value, nothing compiled yet),
-  4. prepare the data (fails within seconds if it cannot), 5. train the family with the shared trainer, or,
+  (the family's rules, its evaluations, the trainer's fields: names the bad value, nothing compiled yet) and,
+  on a workdir that holds a checkpoint, refuse a changed config (jaxgen.train.provenance), then record the
+  start's provenance, 4. prepare the data (fails within seconds if it cannot), 5. train the family with the shared trainer, or,
   for a study config, run the study over a finished run.
 `load_run(workdir)` reads the config.json a run wrote (it names the experiment and preset), rebuilds the family
 through the registry and restores the state of the latest (or a given) checkpoint: the sample, evaluate and
@@ -43,9 +44,52 @@ def run_record(config, experiment: str, workdir: str) -> Dict[str, Any]:
           "runtime": runtime.runtime_info(), "workdir": os.path.abspath(workdir)}
 
 
+# Keys of an existing config.json that a later start keeps (what a converter recorded about the checkpoint).
+KEPT_RECORD_KEYS = ("converted_from",)
+
+
+def _start_record(config, experiment: str, workdir: str, *, allow_config_change: bool) -> Dict[str, Any]:
+  """The config.json record of this start, after the config-change check (process 0 decides; in a multi-host
+  job the others follow its verdict); appends the start to provenance.jsonl."""
+  import jax
+  from jaxgen.train import provenance
+  error, changes = None, {}
+  if jax.process_index() == 0:
+    try:
+      changes = provenance.check_config_change(workdir, config.to_dict(), allow=allow_config_change)
+    except provenance.ConfigChanged as e:
+      error = e
+  if jax.process_count() > 1:
+    import numpy as np
+    from jax.experimental import multihost_utils
+    ok = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+    if not ok and error is None:
+      error = provenance.ConfigChanged(f"process 0 refused to resume {workdir} with a changed config (see its error)")
+  if error is not None:
+    raise ConfigError(str(error)) from error
+  record = run_record(config, experiment, workdir)
+  if jax.process_index() == 0:
+    old = os.path.join(workdir, "config.json")
+    if os.path.exists(old):
+      with open(old) as f:
+        previous = json.load(f)
+      record.update({k: previous[k] for k in KEPT_RECORD_KEYS if k in previous})
+    experiment_file = getattr(sys.modules.get("__main__"), "__file__", None)   # the command's own file
+    prov, diff = provenance.collect(experiment_file=experiment_file)
+    record["provenance"] = provenance.record_start(workdir, prov, diff, start_step=_latest_step_on_disk(workdir),
+                                                   config_changes=changes)
+  return record
+
+
+def _latest_step_on_disk(workdir: str) -> int:
+  directory = os.path.join(workdir, "checkpoints")
+  steps = [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(directory) else []
+  return max(steps, default=0)
+
+
 def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
         coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-        process_id: Optional[int] = None):
+        process_id: Optional[int] = None, allow_config_change: bool = False):
   runtime.configure_jax(config)
   if multihost:
     from jaxgen.train.parallel import initialize_distributed
@@ -55,6 +99,7 @@ def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
   from jaxgen.data import get_dataset_spec, load_split
   from jaxgen.train import trainer
   _validate(config)
+  record = _start_record(config, experiment, workdir, allow_config_change=allow_config_change)
   entry = registry.family_entry(config.family)
   family = registry.resolve(entry.build)(config)
   _validate(config, family)
@@ -62,7 +107,7 @@ def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
   spec = get_dataset_spec(config.data.name)
   reference = load_split(config, spec.eval_split)["points"][:2000] if spec.kind == "points" else None
   eval_fn = registry.make_eval_fn(config, family, workdir)
-  return trainer.train(family, config, workdir, data_fn, config_dict=run_record(config, experiment, workdir),
+  return trainer.train(family, config, workdir, data_fn, config_dict=record,
                        eval_fn=eval_fn, sample_kind=spec.kind, reference_points=reference)
 
 
@@ -77,7 +122,7 @@ def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
     raise ConfigError(f"bad config: prior_workdir={source!r} holds no finished run (no config.json); train the "
                       f"prior first (see this experiment's docstring) or point --config.prior_workdir at its workdir")
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0, tensorboard=False)
-  writer.write_config(run_record(config, experiment, workdir))
+  writer.write_config(_start_record(config, experiment, workdir, allow_config_change=False))
   results = registry.resolve(registry.STUDIES[config.study])(config, workdir)
   writer.write_scalars(int(results.get("prior_step", 0)),
                        {f"test/{k}": float(v) for k, v in results.items() if k != "prior_step"})
@@ -127,7 +172,7 @@ def run_cli(flags, *, experiment: str):
   try:
     run(config, workdir, experiment=experiment, multihost=flags.multihost,
         coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
-        process_id=flags.process_id)
+        process_id=flags.process_id, allow_config_change=flags.allow_config_change)
   except (ConfigError, DatasetUnavailableError, WorkdirLocked) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)

@@ -1,0 +1,203 @@
+"""Provenance of a run, and the check that a resumed run keeps its config.
+
+Every start of a training run records, in its workdir:
+  config.json["provenance"]   the latest start: the exact command line, working directory, time, the git
+                              commit of the code (and whether the tree was dirty), package versions and the
+                              environment variables that change what JAX does (XLA_FLAGS, JAX_*, CUDA_VISIBLE_DEVICES);
+                              config.json["runtime"] has the devices and the XLA flags in effect;
+  provenance.jsonl            one such record per start (a resumed run has several), with the step it started
+                              from and any config change it was allowed to make;
+  provenance/start_<k>.diff   `git diff HEAD` (and the untracked files' names) when the tree was dirty.
+
+A rerun on a workdir that holds a checkpoint must use the run's config: `check_config_change` names the fields
+that differ and refuses unless every one of them is in SAFE_TO_RESUME (how long to train, how often to log,
+checkpoint, sample and evaluate, where the data live, how to sample) or the user passes --allow_config_change.
+"""
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import json
+import os
+import shlex
+import subprocess
+import sys
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+# Fields a resumed run may change: they decide how long it trains, how often it reports, checkpoints, samples and
+# evaluates, where the data are read from and how samples are drawn, not what the parameters are trained on.
+SAFE_TO_RESUME = (
+    "num_train_steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "num_samples",
+    "eval_every", "evals", "eval.*", "baseline.*", "tensorboard", "xla_cpu_fast_conv",
+    "data.data_dir", "data.download",
+    # sampling only (jaxgen.diffusion.options; the GAN's truncation)
+    "diffusion.sampler", "diffusion.sample_steps", "diffusion.timestep_spacing", "diffusion.eta",
+    "diffusion.guidance", "diffusion.variance", "diffusion.clip_x0", "gan.truncation",
+)
+
+PACKAGES = ("jaxgen", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "chex", "tensorflow-datasets",
+            "tensorflow-cpu", "tensorflow", "numpy", "ml_collections", "absl-py", "scipy", "scikit-learn",
+            "matplotlib", "pillow")
+ENV_VARS = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_PRNG_IMPL", "JAX_COMPILATION_CACHE_DIR",
+            "CUDA_VISIBLE_DEVICES", "TPU_VISIBLE_CHIPS", "XLA_PYTHON_CLIENT_MEM_FRACTION", "OMP_NUM_THREADS",
+            "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "JAXGEN_SWEEP_POINT")
+
+
+def is_safe_to_resume(field: str) -> bool:
+  return any(fnmatch.fnmatchcase(field, pattern) for pattern in SAFE_TO_RESUME)
+
+
+# -- what is recorded -------------------------------------------------------------------------------------------
+
+def _git(cwd: str, *args: str) -> Optional[str]:
+  try:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+  except (OSError, subprocess.TimeoutExpired):
+    return None
+  return out.stdout if out.returncode == 0 else None
+
+
+def git_state(path: str) -> Tuple[Dict[str, Any], str]:
+  """({'repo', 'commit', 'dirty', 'untracked'} or {'repo': None, 'note'}, the diff text when dirty)."""
+  directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+  top = _git(directory, "rev-parse", "--show-toplevel")
+  if top is None:
+    return {"repo": None, "note": f"{directory} is not in a git checkout (or git is not installed)"}, ""
+  top = top.strip()
+  commit = (_git(top, "rev-parse", "HEAD") or "").strip() or None     # None: a repository without commits
+  status = _git(top, "status", "--porcelain", "--untracked-files=all") or ""
+  changed = [l for l in status.splitlines() if l and not l.startswith("??")]
+  untracked = [l[3:] for l in status.splitlines() if l.startswith("??")]
+  diff = (_git(top, "diff", "HEAD") or "") if commit else ""
+  if untracked:
+    diff += "".join(f"# untracked: {name}\n" for name in untracked)
+  info = {"repo": top, "commit": commit, "dirty": bool(changed or untracked), "changed_files": len(changed),
+          "untracked": untracked[:50]}
+  return info, diff if info["dirty"] else ""
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> Dict[str, str]:
+  """Installed versions (importlib.metadata: nothing is imported); packages that are not installed are left out."""
+  from importlib import metadata
+  out = {}
+  for name in names:
+    try:
+      out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      pass
+  return out
+
+
+def collect(argv: Optional[List[str]] = None, experiment_file: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
+  """(the provenance record of this process, the git diff text to save when the tree is dirty)."""
+  import jaxgen
+  argv = list(sys.argv if argv is None else argv)
+  main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  shown = ([sys.executable, "-m", main_spec.name] if main_spec is not None and main_spec.name != "__main__"
+           else [sys.executable, argv[0] if argv else ""]) + argv[1:]
+  code, diff = git_state(os.path.dirname(os.path.abspath(jaxgen.__file__)))
+  record = {
+      "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+      "command": shlex.join(shown),
+      "argv": argv, "cwd": os.getcwd(), "git": code, "packages": package_versions(),
+      "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+  }
+  if experiment_file:
+    exp, exp_diff = git_state(experiment_file)
+    if exp.get("repo") and exp["repo"] != code.get("repo"):
+      record["experiment_git"] = exp
+      diff += exp_diff
+  return record, diff
+
+
+def record_start(workdir: str, record: Dict[str, Any], diff: str, *, start_step: int,
+                 config_changes: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+  """Append this start to workdir/provenance.jsonl (saving the diff under workdir/provenance/); returns the
+  record with 'start', 'start_step' (and 'diff_file', 'config_changes') filled in."""
+  path = os.path.join(workdir, "provenance.jsonl")
+  os.makedirs(workdir, exist_ok=True)
+  start = 0
+  if os.path.exists(path):
+    with open(path) as f:
+      start = sum(1 for line in f if line.strip())
+  record = dict(record, start=start, start_step=int(start_step))
+  if config_changes:
+    record["config_changes"] = config_changes
+  if diff:
+    os.makedirs(os.path.join(workdir, "provenance"), exist_ok=True)
+    name = os.path.join("provenance", f"start_{start}.diff")
+    with open(os.path.join(workdir, name), "w") as f:
+      f.write(diff)
+    record["diff_file"] = name
+  with open(path, "a") as f:
+    f.write(json.dumps(record, default=str) + "\n")
+  return record
+
+
+# -- the config-change check ------------------------------------------------------------------------------------
+
+def _normal(value):
+  """JSON's view of a value (tuples and lists alike), so a config read back from config.json compares equal."""
+  return json.loads(json.dumps(value, default=str))
+
+
+def flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict) and value:
+      out.update(flatten(value, name + "."))
+    else:
+      out[name] = _normal(value)
+  return out
+
+
+def config_diff(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
+  """{field: (old value, new value)} of the fields that differ; a field only in `new` (a later jaxgen's
+  addition, at a default that reproduces the old behaviour) is not a difference; one only in `old` is
+  (new value '<absent>')."""
+  a, b = flatten(old), flatten(new)
+  out = {k: (a[k], b.get(k, "<absent>")) for k in a if a[k] != b.get(k, "<absent>")}
+  return dict(sorted(out.items()))
+
+
+def has_checkpoint(workdir: str) -> bool:
+  directory = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
+
+
+class ConfigChanged(ValueError):
+  """A rerun on a workdir asked for a config that changes what its checkpoint means."""
+
+
+def _show(value) -> str:
+  text = json.dumps(value) if not isinstance(value, str) else repr(value)
+  return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool = False) -> Dict[str, Any]:
+  """Compare `new_config` with the config of the run in `workdir` (when it has a checkpoint).
+
+  Returns {field: [old, new]} of the changes made (empty when none or when there is nothing to resume);
+  raises ConfigChanged naming the fields unless each is SAFE_TO_RESUME or `allow`.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not (os.path.exists(path) and has_checkpoint(workdir)):
+    return {}
+  with open(path) as f:
+    record = json.load(f)
+  if "config" not in record:
+    return {}
+  changes = config_diff(record["config"], new_config)
+  unsafe = {k: v for k, v in changes.items() if not is_safe_to_resume(k)}
+  listed = lambda d: ", ".join(f"{k} {_show(o)} -> {_show(n)}" for k, (o, n) in d.items())
+  if unsafe and not allow:
+    raise ConfigChanged(
+        f"the run in {workdir} was trained with a different config: {listed(unsafe)}. Resuming would continue "
+        f"its checkpoint under settings it was not trained with. Rerun with the run's own values, use another "
+        f"--workdir, or pass --allow_config_change if the change is intended (docs/sweeps.md lists the fields "
+        f"that are safe to change on resume)")
+  if changes:
+    kind = "changed config (allowed by --allow_config_change)" if unsafe else "changed config (safe to resume)"
+    print(f"note: resuming {workdir} with {kind}: {listed(changes)}", flush=True)
+  return {k: list(v) for k, v in changes.items()}
