@@ -43,6 +43,9 @@ def base_config(family: str, preset: str, presets=PRESETS):
   # ~/.cache/jaxgen/...).
   c.eval = dict(batch_size=500, fid_samples=1000, feature_net_steps=0,
                 inception_weights=ml_collections.config_dict.placeholder(str))
+  # How the train state lies on the devices (jaxgen.train.parallel): 'replicated' or 'fsdp' (tensors of at
+  # least min_shard_size elements split over the devices); model_axis > 1: a 2-D ('data', 'model') mesh.
+  c.parallel = dict(strategy="replicated", model_axis=1, min_shard_size=2 ** 14)
   c.tensorboard = True
   c.prng_impl = "threefry2x32"
   c.xla_cpu_fast_conv = True

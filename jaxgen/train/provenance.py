@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 SAFE_TO_RESUME = (
     "num_train_steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "num_samples",
     "eval_every", "evals", "eval.*", "baseline.*", "tensorboard", "xla_cpu_fast_conv",
+    "parallel.*",                       # how the state lies on the devices: a checkpoint restores into any layout
     "data.data_dir", "data.download",
     # sampling only (jaxgen.diffusion.options; the GAN's truncation)
     "diffusion.sampler", "diffusion.sample_steps", "diffusion.timestep_spacing", "diffusion.eta",

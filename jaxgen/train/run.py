@@ -260,7 +260,7 @@ def load_run(workdir: str, *, step: Optional[int] = None, overrides: Optional[Di
   runtime.configure_jax(config)
   registry.validate_config(config)
   family = registry.resolve(registry.family_entry(config.family).build)(config)
-  mesh = parallel.make_data_mesh()
+  mesh = parallel.make_mesh(config)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
     step = ckpt.latest_step() if step is None else step

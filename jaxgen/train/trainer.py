@@ -47,7 +47,9 @@ def param_groups(family) -> tuple:
 def validate_train_config(config, *, num_devices: int, num_processes: int = 1,
                           groups=(DEFAULT_GROUP,)) -> None:
   """Raise ValueError naming the bad value; cheap, runs before anything compiles."""
-  parallel.check_batch_size(config.batch_size, num_devices, num_processes)
+  parallel.check_parallel_config(config, num_devices)
+  parallel.check_batch_size(config.batch_size, num_devices // parallel.settings(config)["model_axis"],
+                            num_processes)
   check_optim_config(config.optim, groups)
   if not 0.0 <= config.optim.ema_decay <= 1.0:
     raise ValueError(f"optim.ema_decay={config.optim.ema_decay} must lie in [0, 1]")
@@ -65,40 +67,45 @@ def make_optimizer(family, config):
   return make_group_optimizer(config.optim, param_groups(family), getattr(family, "param_labels", None))
 
 
-def create_train_state(family, config, mesh, example_batch=None) -> TrainState:
-  """Initialise params, optimizer state and EMA, replicated over the mesh (one compiled call)."""
-  opt = make_optimizer(family, config)
-  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-
+def _init_fn(family, config, opt):
   def init(init_rng, train_rng, batch):
     return TrainState.create(params=family.init(init_rng, batch), opt=opt, rng=train_rng,
                              ema_decay=config.optim.ema_decay)
+  return init
 
-  return jax.jit(init, out_shardings=parallel.replicated(mesh))(init_rng, train_rng, example_batch)
+
+def _rngs(config):
+  return jax.random.split(jax.random.PRNGKey(config.seed))
+
+
+def create_train_state(family, config, mesh, example_batch=None) -> TrainState:
+  """Initialise params, optimizer state and EMA over the mesh (one compiled call): replicated, or sharded
+  with parallel.strategy='fsdp' (jaxgen.train.parallel)."""
+  init = _init_fn(family, config, make_optimizer(family, config))
+  init_rng, train_rng = _rngs(config)
+  shardings = parallel.state_shardings(jax.eval_shape(init, init_rng, train_rng, example_batch), mesh, config)
+  return jax.jit(init, out_shardings=shardings)(init_rng, train_rng, example_batch)
 
 
 def abstract_train_state(family, config, mesh, example_batch) -> TrainState:
   """The shapes, dtypes and shardings of create_train_state's result, computed without running it."""
-  opt = make_optimizer(family, config)
-  repl = parallel.replicated(mesh)
-
-  def init(batch):
-    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-    return TrainState.create(params=family.init(init_rng, batch), opt=opt, rng=train_rng,
-                             ema_decay=config.optim.ema_decay)
-
-  shapes = jax.eval_shape(init, example_batch)
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
+  init = _init_fn(family, config, make_optimizer(family, config))
+  init_rng, train_rng = _rngs(config)
+  shapes = jax.eval_shape(init, init_rng, train_rng, example_batch)
+  shardings = parallel.state_shardings(shapes, mesh, config)
+  return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
 
 
-def make_train_step(family, mesh):
-  """The compiled step: batch sharded over 'data', state replicated and donated; key = fold_in(rng, step)."""
+def make_train_step(family, mesh, state_shardings=None):
+  """The compiled step: batch sharded over 'data', state donated and kept in `state_shardings` (default:
+  replicated; the trainer passes the state's own); key = fold_in(rng, step)."""
   if not (hasattr(family, "loss") or isinstance(family, MultiStepFamily)):
     raise TypeError(f"{type(family).__name__} implements neither loss(params, batch, rng) nor "
                     "update(state, batch, rng, opt) (jaxgen.train.family)")
   repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  return jax.jit(lambda state, batch: train_step(family, state, batch), in_shardings=(repl, data),
-                 out_shardings=(repl, repl), donate_argnums=(0,))
+  state_sh = repl if state_shardings is None else state_shardings
+  return jax.jit(lambda state, batch: train_step(family, state, batch), in_shardings=(state_sh, data),
+                 out_shardings=(state_sh, repl), donate_argnums=(0,))
 
 
 def make_sampler(family, mesh, num: int):
@@ -185,7 +192,7 @@ def _take_lock(workdir: str, is_main: bool) -> WorkdirLock:
 
 
 def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main):
-  mesh = parallel.make_data_mesh()
+  mesh = parallel.make_mesh(config)
   writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.get("tensorboard", True))
   writer.write_config(config_dict if config_dict is not None else config.to_dict())
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
@@ -207,9 +214,14 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   total = config.num_train_steps
 
   t0 = time.perf_counter()
-  compiled_step = make_train_step(family, mesh).lower(state, batch).compile()
+  compiled_step = make_train_step(family, mesh, jax.tree.map(lambda x: x.sharding, state)).lower(
+      state, batch).compile()
   _print(is_main, f"compiled train step in {time.perf_counter() - t0:.1f} s on {jax.device_count()} device(s), "
                   f"{jax.process_count()} process(es); global batch {config.batch_size}")
+  local, whole = parallel.bytes_per_device(state)
+  strategy = parallel.settings(config)["strategy"]
+  _print(is_main, f"train state: {local / 2**20:.2f} MiB per device of {whole / 2**20:.2f} MiB ({strategy}, mesh "
+                  f"{dict(mesh.shape)})")
   sampler = make_sampler(family, mesh, config.num_samples) if config.sample_every and config.num_samples and \
       hasattr(family, "sample") else None
   sample_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A3)   # same noise for every grid
