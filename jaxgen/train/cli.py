@@ -35,6 +35,8 @@ def define_flags(config_file: str):
   flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost without auto-detection)")
   flags.DEFINE_integer("num_processes", None, "number of processes (with --coordinator_address)")
   flags.DEFINE_integer("process_id", None, "this process's index (with --coordinator_address)")
+  flags.DEFINE_integer("heartbeat_timeout", 100, "multihost: seconds without a heartbeat after which a process "
+                       "counts as dead and the others stop with an error (JAX's default: 100)")
   return flags.FLAGS
 
 

@@ -44,13 +44,20 @@ def check_parallel_config(config, num_devices: int) -> None:
     raise ValueError(f"parallel.min_shard_size={s['min_shard_size']} must be >= 0")
 
 
+HEARTBEAT_TIMEOUT = 100      # seconds; JAX's default
+
+
 def initialize_distributed(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-                           process_id: Optional[int] = None, initialization_timeout: int = 300) -> None:
+                           process_id: Optional[int] = None, initialization_timeout: int = 300,
+                           heartbeat_timeout: int = HEARTBEAT_TIMEOUT) -> None:
   """Join a multi-process job. With no arguments JAX detects the cluster (TPU pods, SLURM, ...).
 
   Must run before any other JAX call. Only called when a run asks for it (`--multihost`).
+  heartbeat_timeout: a process that has sent no heartbeat to the coordinator for this long (it died, e.g.
+  kill -9, or its host is gone) is declared dead, and every other process is stopped with an error instead of
+  waiting forever in a collective.
   """
-  kwargs = {}
+  kwargs = {"heartbeat_timeout_seconds": int(heartbeat_timeout)}
   if coordinator_address:
     kwargs.update(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id)
   jax.distributed.initialize(initialization_timeout=initialization_timeout, **kwargs)

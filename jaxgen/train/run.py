@@ -89,11 +89,14 @@ def _latest_step_on_disk(workdir: str) -> int:
 
 def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
         coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-        process_id: Optional[int] = None, allow_config_change: bool = False):
+        process_id: Optional[int] = None, allow_config_change: bool = False,
+        heartbeat_timeout: Optional[int] = None):
   runtime.configure_jax(config)
   if multihost:
     from jaxgen.train.parallel import initialize_distributed
-    initialize_distributed(coordinator_address, num_processes, process_id)
+    from jaxgen.train.parallel import HEARTBEAT_TIMEOUT
+    initialize_distributed(coordinator_address, num_processes, process_id,
+                           heartbeat_timeout=heartbeat_timeout or HEARTBEAT_TIMEOUT)
   if config.get("study"):
     return run_study(config, workdir, experiment=experiment)
   from jaxgen.data import get_dataset_spec, load_split
@@ -172,7 +175,8 @@ def run_cli(flags, *, experiment: str):
   try:
     run(config, workdir, experiment=experiment, multihost=flags.multihost,
         coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
-        process_id=flags.process_id, allow_config_change=flags.allow_config_change)
+        process_id=flags.process_id, allow_config_change=flags.allow_config_change,
+        heartbeat_timeout=flags.heartbeat_timeout)
   except (ConfigError, DatasetUnavailableError, WorkdirLocked) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
@@ -182,6 +186,15 @@ def run_cli(flags, *, experiment: str):
   except TrainingInterrupted as e:
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
+  except Exception as e:  # pylint: disable=broad-except
+    import jax
+    if jax.process_count() > 1 and isinstance(e, jax.errors.JaxRuntimeError):
+      print(f"error: a collective of this {jax.process_count()}-process job failed on process "
+            f"{jax.process_index()} (another process probably died or was killed): {str(e).splitlines()[0]}; "
+            f"stopping (the coordinator declares a silent process dead after --heartbeat_timeout="
+            f"{flags.heartbeat_timeout} s and stops the rest)", file=sys.stderr, flush=True)
+      sys.exit(1)
+    raise
 
 
 # -- rebuilding a finished run ----------------------------------------------------------------------------------

@@ -113,24 +113,51 @@ def make_sampler(family, mesh, num: int):
   return jax.jit(lambda params, rng: family.sample(params, rng, num), out_shardings=repl)
 
 
+def _preemption_service() -> bool:
+  """Whether this is a multi-process job with JAX's preemption sync service (jax.distributed.initialize
+  starts it unless jax_enable_preemption_service is off)."""
+  if jax.process_count() == 1:
+    return False
+  from jax._src import distributed
+  return distributed.global_state.preemption_sync_manager is not None
+
+
 class _SignalFlag:
-  """Records SIGINT/SIGTERM so the loop can checkpoint and stop between steps."""
+  """Records SIGINT/SIGTERM so the loop can checkpoint and stop between steps.
+
+  One process: Python handlers for both. Several processes: SIGTERM is left to JAX's preemption service, which
+  tells every process and agrees on the step they all stop at (`reached`, called once per step), so a signal
+  that reaches one process stops them all at the same step; a SIGINT is turned into a SIGTERM to this process,
+  to go the same way."""
 
   def __init__(self):
     self.signum = None
     self._old = {}
+    self.coordinated = _preemption_service()
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      for s in (signal.SIGINT, signal.SIGTERM):
+      for s in (signal.SIGINT,) if self.coordinated else (signal.SIGINT, signal.SIGTERM):
         self._old[s] = signal.signal(s, self._handle)
     return self
 
   def _handle(self, signum, frame):
+    if self.coordinated:
+      log.warning("received signal %d: asking every process to save a checkpoint and stop", signum)
+      os.kill(os.getpid(), signal.SIGTERM)
+      return
     if self.signum is not None:          # a second signal: stop at once
       raise KeyboardInterrupt
     self.signum = signum
     log.warning("received signal %d: saving a checkpoint after this step", signum)
+
+  def reached(self, step: int) -> None:
+    """In a multi-process job: record SIGTERM when every process has reached the agreed stopping step."""
+    if self.coordinated and self.signum is None:
+      from jax.experimental import multihost_utils
+      if multihost_utils.reached_preemption_sync_point(step):
+        self.signum = signal.SIGTERM
+        log.warning("preemption: every process saves a checkpoint at step %d and stops", step)
 
   def __exit__(self, *exc):
     for s, h in self._old.items():
@@ -270,6 +297,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
         state, metrics = compiled_step(state, batch)
         step += 1
         window.append((step, metrics))
+        flag.reached(step)
         if step == start_step + 1:
           progress.start(step)
         boundary = step % config.log_every == 0 or step % config.checkpoint_every == 0 or step == total \
