@@ -82,6 +82,9 @@ def validate_config(config) -> None:
   from jaxgen.data.specs import get_dataset_spec
   entry = family_entry(config.get("family"))
   spec = get_dataset_spec(config.data.name)
+  if spec.kind == "image":
+    from jaxgen.data.streaming import check_pipeline
+    check_pipeline(config.data)
   resolve(entry.validate)(config)
   for name in config.get("evals", ()):
     if name not in EVALS:

@@ -45,7 +45,12 @@ def train_data_fn(config) -> Callable[[int], Iterator[Dict[str, Any]]]:
     from jaxgen.data.toy2d import toy2d_iterator
     return lambda start_step: toy2d_iterator(spec.name, global_batch_size=config.batch_size, seed=config.seed,
                                              start_step=start_step)
-  from jaxgen.data import tfds
+  from jaxgen.data import streaming, tfds
+  streaming.check_pipeline(config.data)
+  if config.data.get("pipeline", "memory") == "streaming":
+    streaming.prepare(config.data)
+    return lambda start_step: streaming.make_train_iterator(config.data, global_batch_size=config.batch_size,
+                                                            seed=config.seed, start_step=start_step)
   tfds.prepare(spec.name, config.data.get("data_dir"), config.data.get("download", True))
   return lambda start_step: tfds.make_train_iterator(config.data, global_batch_size=config.batch_size,
                                                      seed=config.seed, start_step=start_step)

@@ -91,7 +91,7 @@ def _clean_data_dir(data_dir) -> Optional[str]:
 
 
 def prepare(name: str, data_dir=None, download: bool = True, *,
-            network_probe: Optional[Callable[[], bool]] = None):
+            network_probe: Optional[Callable[[], bool]] = None, file_format: Optional[str] = None):
   """Returns a prepared TFDS builder for `name`, preparing it if possible.
 
   Our own data sets (OFFLINE_BUILDERS: `digits`, `shapes`) are built offline on first use. A catalogue data
@@ -110,7 +110,8 @@ def prepare(name: str, data_dir=None, download: bool = True, *,
     module, cls, builder_config = OFFLINE_BUILDERS[name]
     import importlib  # pylint: disable=import-outside-toplevel
     builder_cls = getattr(importlib.import_module(module), cls)
-    builder = builder_cls(data_dir=data_dir, **({"config": builder_config} if builder_config else {}))
+    builder = builder_cls(data_dir=data_dir, **({"config": builder_config} if builder_config else {}),
+                          **({"file_format": file_format} if file_format else {}))
     if not builder.is_prepared():
       try:
         builder.download_and_prepare()
@@ -119,7 +120,7 @@ def prepare(name: str, data_dir=None, download: bool = True, *,
           raise
     return builder
 
-  builder = tfds.builder(name, data_dir=data_dir)
+  builder = tfds.builder(name, data_dir=data_dir, **({"file_format": file_format} if file_format else {}))
   if builder.is_prepared():
     return builder
   if not download:
