@@ -182,10 +182,8 @@ def write_csv(path: str, manifest, rows, groups, metrics: Sequence[str]) -> None
 
 
 def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
+  from jaxgen.train.images import _pyplot as pyplot
+  return pyplot()
 
 
 def _log_y(ax) -> None:

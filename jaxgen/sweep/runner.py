@@ -54,13 +54,11 @@ def _read_json(path: str):
 
 
 def _alive(pid) -> bool:
+  from jaxgen.train.lock import _alive as alive
   try:
-    os.kill(int(pid), 0)
-  except (ProcessLookupError, ValueError, TypeError):
+    return alive(int(pid))
+  except (ValueError, TypeError):            # no PID recorded
     return False
-  except PermissionError:
-    return True
-  return True
 
 
 # -- the sweep's definition --------------------------------------------------------------------------------------
@@ -252,11 +250,7 @@ class _Running:
     self.terminated = False
 
 
-def _hms(seconds: float) -> str:
-  seconds = int(round(seconds))
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+from jaxgen.train.logging import _hms  # noqa: E402  (numpy only)
 
 
 def _wait_for_lock(workdir: str, timeout: float) -> Optional[str]:
