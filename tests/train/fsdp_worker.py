@@ -15,13 +15,13 @@ import sys
 STEPS = 4
 
 
-def config(strategy):
+def config(strategy, model_axis=1):
   from experiments.gan_toy2d import get_config
   c = get_config("smoke")
   c.model.update(g_hidden=(256, 256), d_hidden=(256, 256))
   c.update(batch_size=64, num_train_steps=STEPS, checkpoint_every=2, log_every=2, sample_every=0, eval_every=0,
            evals=(), tensorboard=False)
-  c.parallel.update(strategy=strategy, min_shard_size=1024)    # the 16x256 latent layer too
+  c.parallel.update(strategy=strategy, min_shard_size=1024, model_axis=model_axis)   # the 16x256 latent layer too
   return c
 
 
@@ -46,16 +46,19 @@ def main():
   from jaxgen.train import parallel, run
   assert jax.device_count() == a.devices
   if a.mode == "train":
-    states = {s: run.run(config(s), os.path.join(a.root, s), experiment="experiments.gan_toy2d")
-              for s in ("replicated", "fsdp")}
-    rep, fsdp = arrays(states["replicated"]), arrays(states["fsdp"])
+    runs = {"replicated": ("replicated", 1), "fsdp": ("fsdp", 1), "fsdp_2d": ("fsdp", 2)}
+    states = {name: run.run(config(*args), os.path.join(a.root, name), experiment="experiments.gan_toy2d")
+              for name, args in runs.items()}
+    rep, fsdp, fsdp_2d = (arrays(states[n]) for n in runs)
     diff = max(float(np.max(np.abs(rep[k].astype(np.float64) - fsdp[k]))) for k in rep)
+    diff_2d = max(float(np.max(np.abs(rep[k].astype(np.float64) - fsdp_2d[k]))) for k in rep)
     scale = max(float(np.max(np.abs(v))) for v in rep.values())
     bytes_ = {s: parallel.bytes_per_device((st.params, st.ema_params, st.opt_state)) for s, st in states.items()}
     specs = {jax.tree_util.keystr(k): str(v.sharding.spec)
              for k, v in jax.tree_util.tree_leaves_with_path(states["fsdp"].params)}
     np.savez(os.path.join(a.root, "fsdp_params.npz"), **fsdp)
-    json.dump({"max_abs_diff": diff, "max_abs_param": scale, "bytes": bytes_, "specs": specs,
+    mesh_2d = str(dict(states["fsdp_2d"].params["generator"]["params"]["dense_1"]["kernel"].sharding.mesh.shape))
+    json.dump({"max_abs_diff": diff, "max_abs_diff_2d": diff_2d, "mesh_2d": mesh_2d, "max_abs_param": scale, "bytes": bytes_, "specs": specs,
                "step": int(states["fsdp"].step)}, open(a.out, "w"))
   else:
     r = run.load_run(os.path.join(a.root, "fsdp"))

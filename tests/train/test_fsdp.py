@@ -1,5 +1,5 @@
 """Sharded train state (parallel.strategy='fsdp') on 8 simulated CPU devices: the same parameters as
-replicated training, about 8x fewer bytes of state per device, and a checkpoint written sharded over 8 devices
+replicated training (also on a 4x2 ('data', 'model') mesh), about 8x fewer bytes of state per device, and a checkpoint written sharded over 8 devices
 restored onto 4 and onto 1."""
 import json
 import os
@@ -31,6 +31,8 @@ def test_fsdp_matches_replicated_shards_the_state_and_restores_onto_fewer_device
   r = json.load(open(tmp_path / "train.json"))
   assert r["step"] == 4
   assert r["max_abs_diff"] <= 1e-6 * max(1.0, r["max_abs_param"]), r
+  assert r["max_abs_diff_2d"] <= 1e-6 * max(1.0, r["max_abs_param"]), r          # the ('data', 'model') mesh
+  assert "'data': 4" in r["mesh_2d"] and "'model': 2" in r["mesh_2d"]
   (rep_local, rep_total), (fsdp_local, fsdp_total) = r["bytes"]["replicated"], r["bytes"]["fsdp"]
   assert rep_local == rep_total == fsdp_total
   assert 7.0 < rep_local / fsdp_local <= 8.0, r["bytes"]        # the small leaves (biases, input layer) replicate
