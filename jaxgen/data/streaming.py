@@ -58,9 +58,11 @@ class GlobalOrder:
     self._cache = (None, None)
 
   def permutation(self, epoch: int) -> np.ndarray:
-    if self._cache[0] != epoch:
-      self._cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n))
-    return self._cache[1]
+    cached = self._cache                      # one read: the reading threads may replace it meanwhile
+    if cached[0] != epoch:
+      cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n))
+      self._cache = cached
+    return cached[1]
 
   def indices(self, step: int, process_index: int = 0, process_count: int = 1):
     """(epoch, this process's example indices at `step`)."""
