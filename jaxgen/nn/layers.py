@@ -48,7 +48,7 @@ class ResnetBlock(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, temb: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, temb: jnp.ndarray, train: bool) -> jnp.ndarray:
     chex.assert_rank(x, 4)
     chex.assert_rank(temb, 2)
     chex.assert_equal(x.shape[0], temb.shape[0])

@@ -30,6 +30,7 @@ SAFE_TO_RESUME = (
     "num_train_steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "num_samples",
     "eval_every", "evals", "eval.*", "baseline.*", "tensorboard", "xla_cpu_fast_conv",
     "parallel.*",                       # how the state lies on the devices: a checkpoint restores into any layout
+    "model.remat",                      # recompute activations in the backward pass: same parameters and results
     "data.data_dir", "data.download",
     # sampling only (jaxgen.diffusion.options; the GAN's truncation)
     "diffusion.sampler", "diffusion.sample_steps", "diffusion.timestep_spacing", "diffusion.eta",
