@@ -65,6 +65,8 @@ def validate_ddpm_config(config) -> None:
   if k and s["label_dropout"] == 0 and s["guidance"]:
     raise ValueError(f"diffusion.guidance={s['guidance']} needs label_dropout > 0: without it the null class "
                      "is never trained")
+  if ms["dtype"] not in opts.COMPUTE_DTYPES:
+    raise ValueError(f"model.dtype={ms['dtype']!r}; choose one of: {', '.join(opts.COMPUTE_DTYPES)}")
   if ms["downsample_padding"] not in (0, 1):
     raise ValueError(f"model.downsample_padding={ms['downsample_padding']!r}; choose 0 (bottom/right) or 1 (all sides)")
 
@@ -73,11 +75,13 @@ def make_ddpm(config):
   """Assumes a validated config."""
   from jaxgen.diffusion.ddpm import DDPM
   from jaxgen.nn.unet import UNet
+  import jax.numpy as jnp
   spec = get_dataset_spec(config.data.name)
   m, d = config.model, config.diffusion
   ms, s = _settings(m, MODEL_DEFAULTS), _settings(d, DIFFUSION_DEFAULTS)
   network = UNet(ch=m.ch, ch_mult=tuple(m.ch_mult), num_res_blocks=m.num_res_blocks,
-                 attn_resolutions=tuple(m.attn_resolutions), dropout=m.dropout, num_groups=m.num_groups, **ms)
+                 attn_resolutions=tuple(m.attn_resolutions), dropout=m.dropout, num_groups=m.num_groups,
+                 **dict(ms, dtype=jnp.dtype(ms["dtype"])))
   kwargs = dict(beta_start=d.beta_start, beta_end=d.beta_end) if d.beta_schedule == "linear" else {}
   schedule = schedules.make_schedule(d.beta_schedule, d.num_timesteps, **kwargs)
   return DDPM(network=network, schedule=schedule, image_shape=spec.image_shape, variance=d.variance,

@@ -123,6 +123,21 @@ def test_config_errors_name_the_value():
   c.model.num_classes = 7
   with pytest.raises(ValueError, match="model.num_classes=7 but digits has 10 classes"):
     validate_ddpm_config(c)
+  bad = get_config("smoke")
+  bad.model.dtype = "float16"
+  with pytest.raises(ValueError, match="model.dtype='float16'; choose one of: float32, bfloat16"):
+    validate_ddpm_config(bad)
+
+
+def test_bfloat16_config_builds_a_bfloat16_network_with_float32_params():
+  from jaxgen.diffusion.build import make_ddpm
+  c = get_config("smoke")
+  c.model.dtype = "bfloat16"
+  validate_ddpm_config(c)
+  ddpm = make_ddpm(c)
+  assert ddpm.network.dtype == jnp.bfloat16
+  params = jax.eval_shape(ddpm.init, jax.random.PRNGKey(0))
+  assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
 
 
 class PointMassNet(nn.Module):
