@@ -75,13 +75,11 @@ def make_ddpm(config):
   """Assumes a validated config."""
   from jaxgen.diffusion.ddpm import DDPM
   from jaxgen.nn.unet import UNet
-  import jax.numpy as jnp
+  from jaxgen.diffusion.diffusers_config import unet_kwargs
   spec = get_dataset_spec(config.data.name)
   m, d = config.model, config.diffusion
   ms, s = _settings(m, MODEL_DEFAULTS), _settings(d, DIFFUSION_DEFAULTS)
-  network = UNet(ch=m.ch, ch_mult=tuple(m.ch_mult), num_res_blocks=m.num_res_blocks,
-                 attn_resolutions=tuple(m.attn_resolutions), dropout=m.dropout, num_groups=m.num_groups,
-                 **dict(ms, dtype=jnp.dtype(ms["dtype"])))
+  network = UNet(**unet_kwargs(m))
   kwargs = dict(beta_start=d.beta_start, beta_end=d.beta_end) if d.beta_schedule == "linear" else {}
   schedule = schedules.make_schedule(d.beta_schedule, d.num_timesteps, **kwargs)
   return DDPM(network=network, schedule=schedule, image_shape=spec.image_shape, variance=d.variance,

@@ -201,5 +201,7 @@ def unet_kwargs(model: Mapping[str, Any]) -> Dict[str, Any]:
                 attn_resolutions=tuple(model["attn_resolutions"]), dropout=model.get("dropout", 0.0),
                 num_groups=model["num_groups"])
   kwargs.update({k: model.get(k, v) for k, v in MODEL_DEFAULTS.items()})
+  import jax.numpy as jnp
+  kwargs["dtype"] = jnp.dtype(kwargs["dtype"])         # the config's name ('float32', 'bfloat16') -> a dtype
   return kwargs
 
