@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -66,7 +67,7 @@ def main():
   rows = []
   for remat in (False, True):
     for b in batches:
-      out = __import__("subprocess").run([sys.executable, __file__, f"--_one={b},{int(remat)}"], cwd=ROOT,
+      out = subprocess.run([sys.executable, __file__, f"--_one={b},{int(remat)}"], cwd=ROOT,
                                          capture_output=True, text=True)
       line = [l for l in out.stdout.splitlines() if l.startswith("ROW ")]
       if out.returncode or not line:

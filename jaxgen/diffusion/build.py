@@ -71,11 +71,21 @@ def validate_ddpm_config(config) -> None:
     raise ValueError(f"model.downsample_padding={ms['downsample_padding']!r}; choose 0 (bottom/right) or 1 (all sides)")
 
 
+def unet_kwargs(model) -> dict:
+  """jaxgen.nn.unet.UNet's arguments from config.model (the one place they are read; fields an older config
+  lacks take MODEL_DEFAULTS, so its run directory still builds the network it trained)."""
+  import jax.numpy as jnp
+  kwargs = dict(ch=model["ch"], ch_mult=tuple(model["ch_mult"]), num_res_blocks=model["num_res_blocks"],
+                attn_resolutions=tuple(model["attn_resolutions"]), dropout=model.get("dropout", 0.0),
+                num_groups=model["num_groups"], **_settings(model, MODEL_DEFAULTS))
+  kwargs["dtype"] = jnp.dtype(kwargs["dtype"])         # the config's name ('float32', 'bfloat16') -> a dtype
+  return kwargs
+
+
 def make_ddpm(config):
   """Assumes a validated config."""
   from jaxgen.diffusion.ddpm import DDPM
   from jaxgen.nn.unet import UNet
-  from jaxgen.diffusion.diffusers_config import unet_kwargs
   spec = get_dataset_spec(config.data.name)
   m, d = config.model, config.diffusion
   ms, s = _settings(m, MODEL_DEFAULTS), _settings(d, DIFFUSION_DEFAULTS)

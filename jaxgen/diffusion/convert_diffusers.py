@@ -43,7 +43,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from jaxgen.diffusion.diffusers_config import CONFIG_FILE, EXPERIMENT, SCHEDULER_FILE, run_config, unet_kwargs
+from jaxgen.diffusion.build import unet_kwargs
+from jaxgen.diffusion.diffusers_config import CONFIG_FILE, EXPERIMENT, SCHEDULER_FILE, run_config
 from jaxgen.io.safetensors import read_safetensors
 
 HUB_URL = "https://huggingface.co/google/ddpm-cifar10-32"

@@ -193,15 +193,3 @@ def run_config(model_config: Mapping[str, Any], scheduler_config: Optional[Mappi
       config.diffusion.update(diffusion_config_from_scheduler(scheduler_config))
   return config
 
-
-def unet_kwargs(model: Mapping[str, Any]) -> Dict[str, Any]:
-  """jaxgen.nn.unet.UNet's arguments from config.model (fields it leaves out: MODEL_DEFAULTS, as the build code)."""
-  from jaxgen.diffusion.options import MODEL_DEFAULTS
-  kwargs = dict(ch=model["ch"], ch_mult=tuple(model["ch_mult"]), num_res_blocks=model["num_res_blocks"],
-                attn_resolutions=tuple(model["attn_resolutions"]), dropout=model.get("dropout", 0.0),
-                num_groups=model["num_groups"])
-  kwargs.update({k: model.get(k, v) for k, v in MODEL_DEFAULTS.items()})
-  import jax.numpy as jnp
-  kwargs["dtype"] = jnp.dtype(kwargs["dtype"])         # the config's name ('float32', 'bfloat16') -> a dtype
-  return kwargs
-

@@ -79,7 +79,7 @@ class UNet(nn.Module):
   `norm_eps`, `flip_sin_to_cos`, `freq_shift` and `downsample_padding` are diffusers' `UNet2DModel` options
   of those names; the defaults are the official network's (and diffusers' `google/ddpm-cifar10-32` config).
   `remat=True` rematerialises every residual and attention block in the backward pass (same parameters, same
-  outputs and gradients; less activation memory).
+  outputs and gradients), to keep less activation memory where the compiler's scheduler allows it.
   """
   ch: int = 128
   ch_mult: Sequence[int] = (1, 2, 2, 2)
@@ -114,7 +114,7 @@ class UNet(nn.Module):
     num_levels = len(self.ch_mult)
 
     # remat: each residual and attention block is a jax.checkpoint, so the backward pass recomputes its
-    # activations instead of keeping them (less memory at batch 128, ~1/3 more compute; see docs/accelerators.md).
+    # activations instead of keeping them (+17% FLOPs on the paper network; its memory: docs/accelerators.md).
     # `train` (argument 3, counting self) stays static.
     res_cls = nn.remat(ResnetBlock, static_argnums=(3,)) if self.remat else ResnetBlock
     attn_cls = nn.remat(AttnBlock) if self.remat else AttnBlock

@@ -17,6 +17,7 @@ from seeded import seeded_state_dict  # noqa: E402
 
 from jaxgen.diffusion import convert_diffusers as cd  # noqa: E402
 from jaxgen.diffusion import diffusers_config as dc  # noqa: E402
+from jaxgen.diffusion.build import unet_kwargs  # noqa: E402
 from jaxgen.io.safetensors import write_safetensors  # noqa: E402
 from jaxgen.nn.unet import UNet, count_params  # noqa: E402
 
@@ -66,7 +67,7 @@ def test_seeded_tiny_model_reproduces_diffusers(converted):
   net = run.family.network
   model = run.config.model
   # The family's U-Net is the one config.model describes (the build code passes every field).
-  for name, want in dc.unet_kwargs(model).items():
+  for name, want in unet_kwargs(model).items():
     have = getattr(net, name)
     assert (tuple(have) if isinstance(have, (list, tuple)) else have) == want, name
   x, t = input_images(), TINY["timesteps"].astype(np.int32)
@@ -113,7 +114,7 @@ def test_full_size_keys_map_onto_the_default_unet():
   assert model == dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), num_groups=32,
                        norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1.0, downsample_padding=0)
   default = UNet()
-  assert all(getattr(default, k) == v for k, v in dc.unet_kwargs(model).items() if k != "dropout")
+  assert all(getattr(default, k) == v for k, v in unet_kwargs(model).items() if k != "dropout")
   shapes = cd.converted_shapes(CIFAR10_SHAPES, model)
   assert shapes == cd.expected_param_shapes({**model, "dropout": 0.1})
   assert sum(int(np.prod(s)) for s in shapes.values()) == CIFAR10["num_params"] == 35_746_307
