@@ -43,6 +43,7 @@ def main():
   import jax.numpy as jnp
   import numpy as np
   from jax import lax
+  from jaxgen.nn.conditioners import im2col_same
   rng = np.random.default_rng(0)
   f32, bf16 = jnp.float32, jnp.bfloat16
   print(f"XLA_FLAGS={os.environ['XLA_FLAGS']!r}, jax {jax.__version__}, {jax.devices()[0].device_kind}\n")
@@ -64,11 +65,8 @@ def main():
   flops = 2 * b * h * h * c * c * 9
   conv = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-  def cols(x):
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    hh, ww = x.shape[1:3]
-    return jnp.concatenate([xp[:, i:i + hh, j:j + ww, :] for i in range(3) for j in range(3)], -1
-                           ).reshape(-1, 9 * x.shape[-1])
+  def cols(x):  # jaxgen's im2col (the flows' 'matmul' convolution), as a (B*H*W, 9*C) matrix
+    return im2col_same(x, 3, 3).reshape(-1, 9 * x.shape[-1])
 
   @jax.custom_vjp
   def conv_im2col(x, w):

@@ -36,11 +36,19 @@ def conv2d_same(x, kernel, impl: str = "auto"):
     raise ValueError(f"kernel size {kh}x{kw} must be odd for 'SAME' padding")
   if impl == "xla":
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return im2col_same(x, kh, kw) @ kernel.reshape(kh * kw * x.shape[-1], kernel.shape[-1])
+
+
+def im2col_same(x, kh: int, kw: int):
+  """The (B, H, W, kh*kw*C) patches of NHWC `x` for a stride-1 'SAME' kh x kw convolution (odd sizes).
+
+  Channel order (i, j, c), i.e. an HWIO kernel reshaped to (kh*kw*C, F) multiplies it. The one im2col of
+  jaxgen: the flows' 'matmul' convolutions and benchmarks/cpu_kernels.py's U-Net experiment use it.
+  """
   h, w = x.shape[1], x.shape[2]
   ph, pw = kh // 2, kw // 2
   xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if ph or pw else x
-  cols = jnp.concatenate([xp[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
-  return cols @ kernel.reshape(kh * kw * x.shape[-1], kernel.shape[-1])
+  return jnp.concatenate([xp[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
 
 
 class SameConv(nn.Module):
