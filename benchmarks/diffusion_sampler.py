@@ -35,6 +35,8 @@ def main():
   p.add_argument("--configs", default="ancestral:0,ddim:50,ddim:25,ddim:10")
   p.add_argument("--guidance", type=float, default=None, help="conditional runs: guidance scale for every row")
   p.add_argument("--repeats", type=int, default=20)
+  p.add_argument("--seed", type=int, default=None,
+                 help="noise seed of every row (default: the run's config.seed); rerun with others for the spread")
   p.add_argument("--no_clip", action="store_true", help="sample without clipping the predicted x0 to [-1, 1]")
   p.add_argument("--out", default=None)
   p.add_argument("--inversion_steps", default="50,20,10", help="comma-separated DDIM steps ('' to skip)")
@@ -87,7 +89,7 @@ def main():
     if k:
       opts["guidance"] = guidance
     fn = jax.jit(lambda p_, r: ddpm.sample(p_, r, a.batch, labels, **opts) if k else ddpm.sample(p_, r, a.batch, **opts))
-    key = jax.random.PRNGKey(run.config.seed)
+    key = jax.random.PRNGKey(run.config.seed if a.seed is None else a.seed)
     t0 = time.perf_counter()
     compiled = fn.lower(params, key).compile()
     compile_s = time.perf_counter() - t0
@@ -126,7 +128,7 @@ def main():
   base = rows[0]["wall_s"] if rows else 1.0
   lines = [f"Run {os.path.abspath(a.workdir)} (step {run.step}, T={T}{', guidance %g' % guidance if k else ''}"
            f"{', x0 not clipped' if a.no_clip else ''}); "
-           f"{a.num} samples in batches of {a.batch}; network pass on {net_batch}: {net_ms:.2f} ms; "
+           f"{a.num} samples in batches of {a.batch}, seed {run.config.seed if a.seed is None else a.seed}; network pass on {net_batch}: {net_ms:.2f} ms; "
            f"{jax.devices()[0].platform} x{jax.device_count()}",
            "",
            "| sampler | steps | compile s | wall s | vs first row | ms/step | loop overhead ms/step | FID | precision | recall |"
