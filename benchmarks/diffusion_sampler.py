@@ -65,6 +65,7 @@ def main():
   space = sm.load_feature_space(run.config)
   ref = sm.reference(run.config, space, log=lambda m: None)
   T = ddpm.schedule.num_timesteps
+  seed = run.config.seed if a.seed is None else a.seed
   k = ddpm.num_classes
   guidance = ddpm.guidance if a.guidance is None else a.guidance
   labels = jnp.asarray(np.arange(a.batch) % k, jnp.int32) if k else None
@@ -89,7 +90,7 @@ def main():
     if k:
       opts["guidance"] = guidance
     fn = jax.jit(lambda p_, r: ddpm.sample(p_, r, a.batch, labels, **opts) if k else ddpm.sample(p_, r, a.batch, **opts))
-    key = jax.random.PRNGKey(run.config.seed if a.seed is None else a.seed)
+    key = jax.random.PRNGKey(seed)
     t0 = time.perf_counter()
     compiled = fn.lower(params, key).compile()
     compile_s = time.perf_counter() - t0
@@ -128,7 +129,7 @@ def main():
   base = rows[0]["wall_s"] if rows else 1.0
   lines = [f"Run {os.path.abspath(a.workdir)} (step {run.step}, T={T}{', guidance %g' % guidance if k else ''}"
            f"{', x0 not clipped' if a.no_clip else ''}); "
-           f"{a.num} samples in batches of {a.batch}, seed {run.config.seed if a.seed is None else a.seed}; network pass on {net_batch}: {net_ms:.2f} ms; "
+           f"{a.num} samples in batches of {a.batch}, seed {seed}; network pass on {net_batch}: {net_ms:.2f} ms; "
            f"{jax.devices()[0].platform} x{jax.device_count()}",
            "",
            "| sampler | steps | compile s | wall s | vs first row | ms/step | loop overhead ms/step | FID | precision | recall |"

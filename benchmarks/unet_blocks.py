@@ -19,18 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-
-
-def best(fn, *args, reps: int = 7) -> float:
-  import jax
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return sorted(times)[reps // 2]
 
 
 def main():
@@ -42,6 +30,7 @@ def main():
   if not batches or min(batches) < 1:
     p.error(f"--batch={a.batch!r}: give positive batch sizes, e.g. 8,32")
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from benchmarks.cpu_kernels import best   # best-of-N median timing, shared with the kernel benchmark
   from jaxgen.train import runtime
   runtime.set_xla_cpu_flags()
   import flax.linen as nn
