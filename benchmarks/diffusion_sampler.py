@@ -72,10 +72,10 @@ def main():
   net_batch = a.batch * (2 if k and guidance else 1)
 
   # 1. The network alone.
-  x = jax.random.normal(jax.random.PRNGKey(0), (net_batch,) + tuple(ddpm.image_shape))
+  x = jax.random.normal(jax.random.PRNGKey(0), (net_batch,) + ddpm.event_shape)
   t = jnp.full((net_batch,), T // 2, jnp.int32)
   lab = None if not k else jnp.concatenate([labels, labels])[:net_batch]
-  net = jax.jit(lambda p_, x_: ddpm.network_fn(p_, lab)(x_, t))
+  net = jax.jit(lambda p_, x_: ddpm.network_fn(p_, None if lab is None else {"label": lab})(x_, t))
   jax.block_until_ready(net(params, x))
   t0 = time.perf_counter()
   for _ in range(a.repeats):
@@ -89,7 +89,7 @@ def main():
     opts = dict(sampler=name, steps=steps, spacing=spacing, **(dict(eta=eta) if name == "ddim" else {}))
     if k:
       opts["guidance"] = guidance
-    fn = jax.jit(lambda p_, r: ddpm.sample(p_, r, a.batch, labels, **opts) if k else ddpm.sample(p_, r, a.batch, **opts))
+    fn = jax.jit(lambda p_, r: ddpm.sample(p_, r, a.batch, {"label": labels}, **opts) if k else ddpm.sample(p_, r, a.batch, **opts))
     key = jax.random.PRNGKey(seed)
     t0 = time.perf_counter()
     compiled = fn.lower(params, key).compile()
@@ -100,7 +100,7 @@ def main():
     wall = time.perf_counter() - t0
     from jaxgen.data.image import signed_unit_to_uint8
     images = np.asarray(signed_unit_to_uint8(np.concatenate(chunks)[:a.num]))
-    asked = None if not k else np.tile(np.asarray(labels), len(chunks))[:a.num]
+    asked = None if not k else {"label": np.tile(np.asarray(labels), len(chunks))[:a.num]}
     m = sm.compare(space, images, ref, asked)
     per_step_ms = wall / len(chunks) / n_steps * 1e3
     rows.append(dict(sampler=name + ("" if spacing == "even" else f" {spacing}") + (f" eta {eta:g}" if eta else ""),

@@ -11,7 +11,9 @@ the data set's feature space (digits, shapes: the offline feature networks, trai
 cifar10: the FID Inception, whose converted weights must be at hand) and compared with the training split's
 reference. Writes workdir/eval/metrics.json, appends to workdir/eval/metrics.jsonl and the samples/* metrics to
 workdir/metrics.jsonl. A flow's temperature: --temperature; a diffusion run's sampler: --sampler, --steps, --eta,
---guidance (stored in the record, with the sampling wall time).
+--guidance (stored in the record, with the sampling wall time). A conditional run samples the conditions of
+its held-out split in order and reports how often the samples show what was asked (label_accuracy, attr_*,
+each beside its chance level); --label, --caption or --captions=FILE ask for one class or given captions.
 
 baselines: the same metrics for held-out real examples (the first --num of the test split) and for uniform pixel
 noise, against the training split: the floor and the ceiling that a run's numbers sit between.
@@ -33,6 +35,10 @@ flags.DEFINE_string("workdir", None, "run directory of a finished run")
 flags.DEFINE_integer("num", 50_000, "number of samples")
 flags.DEFINE_integer("chunk", 500, "samples per saved chunk")
 flags.DEFINE_float("temperature", None, "flows: sampling temperature (default: the run's eval.sample_options)")
+flags.DEFINE_integer("label", None, "conditional runs: every sample of this class (default: the held-out split's "
+                     "conditions, graded for agreement)")
+flags.DEFINE_string("caption", None, "caption-conditioned runs: every sample for this caption")
+flags.DEFINE_string("captions", None, "caption-conditioned runs: a file of captions, one a line (cycled)")
 define_sampling_flags()                       # diffusion runs: --sampler, --steps, --eta, --guidance, ...
 flags.DEFINE_string("data", None, "reference: data set name (cifar10, digits, shapes, shapes_tiny)")
 flags.DEFINE_string("split", "train", "reference: split")
@@ -104,6 +110,11 @@ def _check_arguments(command) -> None:
     _fail("--workdir is required (the run to evaluate)")
   if not os.path.isfile(os.path.join(FLAGS.workdir, "config.json")):
     _fail(f"--workdir={FLAGS.workdir} is not a run directory (no config.json in it)")
+  given = [f for f in ("label", "caption", "captions") if FLAGS[f].value is not None]
+  if len(given) > 1:
+    _fail(f"--{given[0]} and --{given[1]} both ask for the condition; give one")
+  if FLAGS.captions is not None and not os.path.isfile(FLAGS.captions):
+    _fail(f"--captions={FLAGS.captions} is not a file (one caption a line)")
   if FLAGS.num < 2 or FLAGS.chunk < 1:
     _fail(f"--num={FLAGS.num} must be >= 2 and --chunk={FLAGS.chunk} >= 1")
 
@@ -127,8 +138,13 @@ def main(argv):
     options = sampling_options(FLAGS)
     if FLAGS.temperature is not None:
       options["temperature"] = FLAGS.temperature
+    captions = [FLAGS.caption] if FLAGS.caption is not None else None
+    if FLAGS.captions is not None:
+      with open(FLAGS.captions) as f:
+        captions = [line.strip() for line in f if line.strip()]
     record = evaluate_run(FLAGS.workdir, num=FLAGS.num, chunk=FLAGS.chunk, sample_options=options,
-                          inception_weights=FLAGS.inception_weights, log=_progress)
+                          inception_weights=FLAGS.inception_weights, label=FLAGS.label, captions=captions,
+                          log=_progress)
   except (FileNotFoundError, ValueError, DatasetUnavailableError) as e:
     _fail(str(e))
   print(json.dumps(record, indent=2))

@@ -38,7 +38,7 @@ def make_diffusion_classifier(ddpm, params, log_prior, *, num_timesteps: int = 5
     b = x0.shape[0]
     x_rep = jnp.tile(x0, (k,) + (1,) * (x0.ndim - 1))                       # class-major: rows c*B .. c*B+B-1
     labels = jnp.repeat(jnp.arange(k, dtype=jnp.int32), b)
-    model = parameterisation.model_fn(ddpm.schedule, ddpm.prediction, ddpm.network_fn(params, labels))
+    model = parameterisation.model_fn(ddpm.schedule, ddpm.prediction, ddpm.network_fn(params, {"label": labels}))
 
     def body(i, acc):
       noise = jax.random.normal(jax.random.fold_in(base, i), x0.shape)        # shared by every class

@@ -5,9 +5,11 @@
   L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t))      x_t ~ q(x_t | x_0), one draw per t
   L_0     = -log p_theta(x_0 | x_1)                                  the discretised Gaussian decoder
 
-The data are 8-bit images scaled to [-1, 1]: the decoder gives each pixel the Gaussian mass of its bin of
+For 8-bit images scaled to [-1, 1] (bins=256) the decoder gives each pixel the Gaussian mass of its bin of
 width 2/255 (the outermost bins reach to -inf and +inf), so the bound is on the discrete data and bits/dim are
-L / (D ln 2) with no change-of-variables term. In the paper's index convention the sum has T terms after L_T;
+L / (D ln 2) with no change-of-variables term. For continuous data (bins=0: 2-D points, latents, embeddings)
+the decoder is the Gaussian density N(x_0; mu_theta(x_1, 1), sigma_1^2), and L bounds -log p(x_0) of a density
+in nats. In the paper's index convention the sum has T terms after L_T;
 here timestep index t = 0..T-1 is the paper's t+1, so index 0 is the decoder and indices 1..T-1 are the KLs.
 """
 from __future__ import annotations
@@ -57,20 +59,29 @@ def prior_kl(schedule: DiffusionSchedule, x0):
   return jnp.sum(normal_kl(mean, log_var, 0.0, 0.0), axis=tuple(range(1, x0.ndim)))
 
 
+def gaussian_log_density(x, mean, log_var):
+  """log N(x; mean, e^log_var) elementwise."""
+  return -0.5 * (math.log(2 * math.pi) + log_var + jnp.square(x - mean) * jnp.exp(-log_var))
+
+
 def vlb_term(schedule: DiffusionSchedule, model_fn: Callable, x0, t, noise, *, variance: str = "fixed_large",
-             clip_x0: bool = False):
-  """L_{t} per example (nats) at timestep index t (B,): the KL term for t >= 1, the decoder NLL for t == 0."""
+             clip_x0: bool = False, bins: int = 256):
+  """L_{t} per example (nats) at timestep index t (B,): the KL term for t >= 1, the decoder NLL for t == 0
+  (discretised to `bins` levels, or a density when bins == 0)."""
   xt = gaussian.q_sample(schedule, x0, t, noise)
   true_mean, _, true_log_var = gaussian.q_posterior_mean_variance(schedule, x0, xt, t)
   mean, log_var, _ = samplers.p_mean_variance(schedule, model_fn, xt, t, variance=variance, clip_x0=clip_x0)
   axes = tuple(range(1, x0.ndim))
   kl = jnp.sum(normal_kl(true_mean, true_log_var, mean, log_var), axis=axes)
-  nll = -jnp.sum(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var), axis=axes)
+  if bins:
+    nll = -jnp.sum(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var, bins=bins), axis=axes)
+  else:
+    nll = -jnp.sum(gaussian_log_density(x0, mean, log_var), axis=axes)
   return jnp.where(t == 0, nll, kl)
 
 
 def vlb_terms(schedule: DiffusionSchedule, model_fn: Callable, x0, rng, *, variance: str = "fixed_large",
-              clip_x0: bool = False) -> Dict[str, jnp.ndarray]:
+              clip_x0: bool = False, bins: int = 256) -> Dict[str, jnp.ndarray]:
   """Every term of the bound per example, one `lax.fori_loop` over all T timesteps (one noise draw each,
   fold_in(rng, t)); returns nats per example: 'prior' (L_T), 'kl' (sum of L_1..L_{T-1}), 'decoder' (L_0),
   'total', and 'bits_per_dim' (total / (D ln 2))."""
@@ -80,7 +91,7 @@ def vlb_terms(schedule: DiffusionSchedule, model_fn: Callable, x0, rng, *, varia
   def body(i, acc):
     t = jnp.full((b,), i, jnp.int32)
     term = vlb_term(schedule, model_fn, x0, t, jax.random.normal(jax.random.fold_in(rng, i), x0.shape),
-                    variance=variance, clip_x0=clip_x0)
+                    variance=variance, clip_x0=clip_x0, bins=bins)
     return acc.at[jnp.minimum(i, 1)].add(term)
 
   acc = jax.lax.fori_loop(0, schedule.num_timesteps, body, jnp.zeros((2, b), jnp.float32))

@@ -30,7 +30,8 @@ def make_flow_figures(config, model, workdir):
   ref = sm.reference(config, space) if digits else None
   num = NUM_FIGURE_SAMPLES
   labels = grid_labels(num, model.num_classes) if model.num_classes else None
-  sample = jax.jit(lambda p, r, t: model.sample(p, r, num, labels=labels, temperature=t))
+  sample = jax.jit(lambda p, r, t: model.sample(p, r, num, {"label": labels} if labels is not None else None,
+                                                          temperature=t))
 
   def eval_fn(state, step):
     params, out_dir, results = state.ema_params, os.path.join(workdir, "figures"), {}
@@ -40,7 +41,7 @@ def make_flow_figures(config, model, workdir):
       save_image_grid(os.path.join(out_dir, f"samples_T{t:g}.png"), images,
                       ncols=num // model.num_classes if model.num_classes else 10)
       if digits:
-        results.update(sm.compare(space, images, ref, None if labels is None else np.asarray(labels),
+        results.update(sm.compare(space, images, ref, None if labels is None else {"label": np.asarray(labels)},
                                   prefix=f"samples/T{t:g}/"))
     if model.num_classes:
       return results

@@ -12,7 +12,9 @@ in the network's cache directory under a name that includes the data's hash.
 Metrics ('samples/...'): fid (against the reference's full mean/covariance), kid and kid_std, precision and
 recall (k=3), inception_score and its std (10 splits) from the class head ('label' for digits, Inception's
 logits for cifar10), classes_covered (classes holding >= 2% of the samples, digits), and for conditional models
-asked for classes, label_accuracy (the network's label equals the asked class).
+the agreement of the samples with what their conditions asked for, with its chance level
+(jaxgen.eval.agreement: label_accuracy, attr_*). A conditional run's conditions are those of the held-out
+split's examples, in order (`eval_conditions`), unless a command asks for a label or captions.
 
 Two users: `evaluate_run` (experiments.evaluate: N samples of a finished run in resumable chunks under
 workdir/eval/) and `make_sample_eval` (the trainer's 'sample_metrics' evaluation: config.eval.fid_samples
@@ -25,7 +27,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -131,8 +133,11 @@ def reference(config, space, split: str = "train", *, log=None) -> Dict[str, np.
   return out
 
 
-def compare(space, images, ref, labels: Optional[np.ndarray] = None, prefix: str = "samples/") -> Dict[str, float]:
-  """Metrics of `images` (uint8 or [-1, 1]) against the reference `ref`; `labels`: the classes asked for."""
+def compare(space, images, ref, asked: Optional[Dict[str, np.ndarray]] = None, prefix: str = "samples/"
+            ) -> Dict[str, float]:
+  """Metrics of `images` (uint8 or [-1, 1]) against the reference `ref`; `asked`: what their conditions asked
+  for (jaxgen.eval.agreement.asked_targets), graded by the space's attribute heads."""
+  from jaxgen.eval.agreement import agreement
   feats, logits = space.outputs(images)           # one pass of the network
   mu, sigma = metrics.gaussian_stats(feats)
   out = {"fid": metrics.frechet_distance(mu, sigma, ref["mu"], ref["sigma"])}
@@ -148,8 +153,8 @@ def compare(space, images, ref, labels: Optional[np.ndarray] = None, prefix: str
     pred = logits["label"].argmax(axis=-1)
     counts = np.bincount(pred, minlength=logits["label"].shape[-1])
     out["classes_covered"] = float(np.sum(counts >= COVERAGE_FRACTION * len(pred)))
-    if labels is not None:
-      out["label_accuracy"] = float(np.mean(pred == np.asarray(labels)))
+  if asked and getattr(space, "name", None) in ("digits", "shapes"):
+    out.update(agreement(space.name, logits, asked))
   return {prefix + k: float(v) for k, v in out.items()}
 
 
@@ -163,54 +168,108 @@ def baselines(config, num: int, *, log=None) -> Dict:
   held_out = load_split(config, get_dataset_spec(config.data.name).eval_split)
   real = held_out["image"][:num]
   noise = np.random.default_rng(0).integers(0, 256, (len(real),) + real.shape[1:], dtype=np.uint8)
-  labels = held_out["label"][:num] if "label" in held_out else None
+  from jaxgen.eval.agreement import asked_targets
+  asked = asked_targets(config.data.name, {k: v[:num] for k, v in held_out.items()}, ("label", "tokens"))
   return {"data": config.data.name, "num": len(real), "feature_space": feature_space_for(config.data.name),
           "feature_net_test_accuracy": space.test_accuracy, "reference": str(ref["fingerprint"]),
-          "held_out_real": compare(space, real, ref, labels, prefix=""),
+          "held_out_real": compare(space, real, ref, asked, prefix=""),
           "uniform_noise": compare(space, noise, ref, prefix="")}
 
 
-def make_sampler(family, chunk: int, options: Optional[dict] = None, label: Optional[int] = None):
-  """(sample(params, rng) -> `chunk` uint8 images, the labels asked for or None): jit over the device mesh, the
-  chunk sharded over 'data' (rounded to a multiple of the device count); `options` go to family.sample (e.g. a
-  flow's temperature, a diffusion model's sampler); a conditional family samples classes in equal consecutive
-  runs, or only class `label`."""
+def eval_conditions(config, family, num: int, *, label: Optional[int] = None,
+                    captions: Optional[Sequence[str]] = None):
+  """(conditions of `num` samples as numpy arrays, or None; what they ask for, for jaxgen.eval.agreement).
+
+  Unconditional family: (None, None), and a label or captions are refused. `label`: every sample of that
+  class. `captions`: tokenised with the data set's tokenizer, cycled over the samples. Otherwise the
+  conditions of the held-out split's examples in order (cycled when num exceeds the split)."""
+  from jaxgen.data import load_split
+  from jaxgen.data.specs import get_dataset_spec
+  from jaxgen.eval.agreement import asked_targets
+  features = tuple(getattr(family, "cond_features", ()))
+  what = f"the {config.family!r} run" if "family" in config else "the run"
+  if label is not None or captions:
+    need = "label" if label is not None else "tokens"
+    flag = "--label" if label is not None else "--caption/--captions"
+    if need not in features:
+      raise ValueError(f"{flag}: {what} takes no {'class label' if need == 'label' else 'caption'} "
+                       f"(its conditions: {', '.join(features) or 'none, it is unconditional'})")
+    if label is not None:
+      k = getattr(family, "num_classes", 0)
+      if not 0 <= label < k:
+        raise ValueError(f"--label={label} must lie in [0, {k})")
+      cond = {"label": np.full((num,), label, np.int32)}
+      return cond, {"label": cond["label"]} if set(features) == {"label"} else None
+    tokens = np.stack([tokenize(config.data.name, c) for c in captions])
+    idx = np.arange(num) % len(tokens)
+    return {"tokens": tokens[idx]}, None
+  if not features:
+    return None, None
+  spec = get_dataset_spec(config.data.name)
+  split = load_split(config, spec.eval_split)
+  missing = [f for f in features if f not in split]
+  if missing:
+    raise ValueError(f"{what} is conditioned on {features}, but {spec.name}/{spec.eval_split} has no {missing}")
+  idx = np.arange(num) % len(next(iter(split.values())))
+  cond = {f: np.asarray(split[f])[idx] for f in features}
+  cond = {k: v.astype(np.int32) if k in ("label", "tokens") else v for k, v in cond.items()}
+  return cond, asked_targets(spec.name, {k: np.asarray(v)[idx] for k, v in split.items()}, features) or None
+
+
+def tokenize(data_name: str, text: str) -> np.ndarray:
+  """A caption as the data set's token ids (the `shapes` word vocabulary)."""
+  if data_name not in ("shapes", "shapes_tiny"):
+    raise ValueError(f"data set {data_name!r} has no captions to tokenise")
+  from jaxgen.data.builders.shapes import tokenize as shapes_tokenize
+  return shapes_tokenize(text)
+
+
+def make_sampler(family, chunk: int, options: Optional[dict] = None):
+  """(sample(params, rng, cond) -> `chunk` uint8 images (or float points), chunk): jit over the device mesh,
+  the chunk (and its conditions) sharded over 'data' (rounded to a multiple of the device count); `options` go
+  to family.sample (e.g. a flow's temperature, a diffusion model's sampler)."""
   import jax
   from jaxgen.data.image import signed_unit_to_uint8
   from jaxgen.train import parallel
-  from jaxgen.train.family import grid_labels
   mesh = parallel.make_data_mesh()
   n_dev = mesh.devices.size
   chunk = max(n_dev, chunk - chunk % n_dev)
-  num_classes = getattr(family, "num_classes", 0)
-  if label is not None and not 0 <= label < num_classes:
-    raise ValueError(f"label={label}: the model is unconditional" if not num_classes else
-                     f"label={label} must lie in [0, {num_classes})")
-  labels = (grid_labels(chunk, num_classes) if label is None else np.full((chunk,), label, np.int32)) \
-      if num_classes else None
-  cond = {"labels": labels} if num_classes else {}
-  fn = jax.jit(lambda p, r: family.sample(p, r, chunk, **cond, **(options or {})),
-               out_shardings=parallel.batch_sharding(mesh))
-  return (lambda params, rng: signed_unit_to_uint8(parallel.fetch(fn(params, rng)))), \
-      (None if labels is None else np.asarray(labels)), chunk
+  fn = jax.jit(lambda p, r, c: family.sample(p, r, chunk, c, **(options or {})),
+               in_shardings=(None, None, parallel.batch_sharding(mesh)), out_shardings=parallel.batch_sharding(mesh))
+  points = len(getattr(family, "event_shape", getattr(family, "data_shape", (0, 0, 0)))) == 1
+
+  def sample(params, rng, cond=None):
+    out = parallel.fetch(fn(params, rng, cond))
+    return np.asarray(out, np.float32) if points else signed_unit_to_uint8(out)
+  return sample, chunk
+
+
+def _chunk_cond(cond, i: int, chunk: int):
+  """The conditions of chunk i (wrapping around at the end)."""
+  if cond is None:
+    return None
+  n = len(next(iter(cond.values())))
+  idx = (np.arange(i * chunk, (i + 1) * chunk)) % n
+  return {k: v[idx] for k, v in cond.items()}
 
 
 def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, seed: int = 0,
-                 options: Optional[dict] = None, label: Optional[int] = None, log=print):
-  """(`num` uint8 samples, their asked labels or None), in chunks saved as directory/chunk_<i>.npz; chunks already
-  there are kept (a killed evaluation resumes where it stopped). The wall time of the fresh chunks (the first
-  one includes compiling) is in `draw_samples.last_timing`."""
+                 options: Optional[dict] = None, cond: Optional[Dict[str, np.ndarray]] = None, log=print):
+  """`num` samples (uint8 images, or float points) for the conditions `cond` (numpy arrays of leading axis
+  num, or None), in chunks saved as directory/chunk_<i>.npz; chunks already there are kept (a killed
+  evaluation resumes where it stopped). The wall time of the fresh chunks (the first one includes compiling)
+  is in `draw_samples.last_timing`."""
   import jax
   os.makedirs(directory, exist_ok=True)
-  sample, labels, chunk = make_sampler(family, chunk, options, label)
+  sample, chunk = make_sampler(family, chunk, options)
   base = jax.random.fold_in(jax.random.PRNGKey(seed), SAMPLE_SEED)
   num_chunks = -(-num // chunk)
   out, t0, fresh = [], time.perf_counter(), 0
   for i in range(num_chunks):
     path = os.path.join(directory, f"chunk_{i:05d}.npz")
     if not os.path.exists(path):
-      images = sample(params, jax.random.fold_in(base, i))
-      np.savez(path + ".tmp.npz", images=images, labels=labels if labels is not None else np.zeros(0))
+      images = sample(params, jax.random.fold_in(base, i), _chunk_cond(cond, i, chunk))
+      np.savez(path + ".tmp.npz", images=images)
       os.replace(path + ".tmp.npz", path)
       fresh += 1
     with np.load(path) as z:
@@ -220,8 +279,7 @@ def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, 
     eta = (num_chunks - i - 1) * chunk / rate if fresh else 0.0
     log(f"samples {done}/{num} | {rate:.1f} img/s | ETA {int(eta // 60)}:{int(eta % 60):02d}")
   draw_samples.last_timing = {"fresh_chunks": fresh, "chunk": chunk, "seconds": time.perf_counter() - t0}
-  images = np.concatenate(out)[:num]
-  return images, (np.tile(labels, num_chunks)[:num] if labels is not None else None)
+  return np.concatenate(out)[:num]
 
 
 def make_sample_eval(config, family, workdir=None):
@@ -237,19 +295,21 @@ def make_sample_eval(config, family, workdir=None):
     return lambda state, step: {}
   ref = reference(config, space)
   options = dict(config.eval.get("sample_options") or {})
-  sample, labels, chunk = make_sampler(family, min(num, config.eval.batch_size), options)
+  sample, chunk = make_sampler(family, min(num, config.eval.batch_size), options)
+  cond, asked = eval_conditions(config, family, num)
   base = jax.random.fold_in(jax.random.PRNGKey(config.seed), SAMPLE_SEED)
   num_chunks = -(-num // chunk)
 
   def eval_fn(state, step):
-    images = np.concatenate([sample(state.ema_params, jax.random.fold_in(base, i)) for i in range(num_chunks)])
-    asked = None if labels is None else np.tile(labels, num_chunks)[:num]
+    images = np.concatenate([sample(state.ema_params, jax.random.fold_in(base, i), _chunk_cond(cond, i, chunk))
+                             for i in range(num_chunks)])
     return compare(space, images[:num], ref, asked)
   return eval_fn
 
 
 def evaluate_run(workdir: str, *, num: int, chunk: int = 500, sample_options: Optional[dict] = None,
-                 inception_weights: Optional[str] = None, log=print) -> Dict:
+                 inception_weights: Optional[str] = None, label: Optional[int] = None,
+                 captions: Optional[Sequence[str]] = None, log=print) -> Dict:
   """Sample metrics of the run in `workdir` (its latest checkpoint, EMA params) in its data set's feature space;
   written to workdir/eval/metrics.json, appended to workdir/eval/metrics.jsonl (one record per evaluation)
   and to the run's workdir/metrics.jsonl (the metrics at the checkpoint's step)."""
@@ -264,13 +324,21 @@ def evaluate_run(workdir: str, *, num: int, chunk: int = 500, sample_options: Op
   ref = reference(run.config, space, log=log)
   options = dict(run.config.get("eval", {}).get("sample_options") or {})
   options.update(sample_options or {})
+  cond, asked = eval_conditions(run.config, run.family, num, label=label, captions=captions)
   tag = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}" for k, v in sorted(options.items()))
+  if label is not None:
+    tag += f"_label{label}"
+  if captions:
+    tag += "_captions" + hashlib.sha256("\n".join(captions).encode()).hexdigest()[:8]
   directory = os.path.join(workdir, "eval", f"step_{run.step}_n{num}{tag}")
-  images, labels = draw_samples(run.family, run.params, num, directory, chunk=chunk, seed=run.config.seed,
-                                options=options, log=log)
+  images = draw_samples(run.family, run.params, num, directory, chunk=chunk, seed=run.config.seed,
+                        options=options, cond=cond, log=log)
   timing = draw_samples.last_timing
-  results = compare(space, images, ref, labels)
+  results = compare(space, images, ref, asked)
   record = {"step": run.step, "num_samples": num, "feature_space": space_name, "sample_options": options,
+            "conditions": ("held-out split" if cond is not None and label is None and not captions else
+                           f"label {label}" if label is not None else f"{len(captions)} caption(s)" if captions
+                           else None),
             "sampling_seconds": round(timing["seconds"], 2) if timing["fresh_chunks"] == -(-num // timing["chunk"])
             else None,                                                    # None: resumed from saved chunks
             "feature_net_test_accuracy": space.test_accuracy, "reference": str(ref["fingerprint"]),

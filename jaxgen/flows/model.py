@@ -18,7 +18,8 @@ import jax.numpy as jnp
 
 from jaxgen.flows import dequantize as dq
 from jaxgen.flows.glow import CONSTANT_KEYS
-from jaxgen.train.family import grid_labels
+from jaxgen import conditions
+from jaxgen.conditions import grid_labels
 from jaxgen.train.optim import DEFAULT_GROUP, FROZEN
 
 
@@ -100,13 +101,22 @@ class FlowModel:
     y, _ = self.to_flow_space(data, dq_rng if self.is_image else None)
     return self.bijector.init(init_rng, y, self._labels(batch))
 
-  def sample(self, params, rng, num: int, labels=None, temperature: float = 1.0):
-    """`num` samples decoded from temperature * N(0, I); images in [-1, 1]. Conditional: `labels` (N,), by
-    default classes in equal consecutive runs (jaxgen.train.family.grid_labels)."""
-    if self.num_classes and labels is None:
-      labels = grid_labels(num, self.num_classes)
+  @property
+  def cond_features(self):
+    return ("label",) if self.num_classes else ()
+
+  def default_cond(self, num: int):
+    """The conditions of a sample grid: classes in equal consecutive runs (one row per class)."""
+    return {"label": grid_labels(num, self.num_classes)} if self.num_classes else None
+
+  def sample(self, params, rng, num: int, cond=None, temperature: float = 1.0):
+    """`num` samples decoded from temperature * N(0, I); images in [-1, 1]. Conditional: `cond` =
+    {'label': (N,)} (jaxgen.conditions), by default `default_cond(num)`."""
+    if self.num_classes and cond is None:
+      cond = self.default_cond(num)
+    conditions.check_cond(cond, self.cond_features, num, "this flow")
     eps = temperature * jax.random.normal(rng, (num, self.latent_size(params)), jnp.float32)
-    return self.decode(params, eps, labels)
+    return self.decode(params, eps, jnp.asarray(cond["label"], jnp.int32) if cond else None)
 
   # --- latents ---------------------------------------------------------------------------------------------
   def latent_size(self, params=None) -> int:

@@ -3,8 +3,11 @@
 Two network kinds: 'mlp' (the original GAN of Goodfellow et al. 2014 on 2-D toy data) and 'dcgan'
 (Radford et al. 2015 on images; class-conditional with model.num_classes > 0).
 Config fields: data.name, model.{kind, latent_dim, g_hidden, d_hidden | g_channels, d_channels, d_norm,
-num_classes}, gan.{loss, gp_weight, r1_gamma, truncation}; the players' optimizers are the trainer's
-parameter groups, config.optim.groups.{generator, discriminator}.
+num_classes}, gan.{loss, gp_weight, r1_gamma, truncation} and, with their defaults (GAN_DEFAULTS):
+gan.n_critic (D updates per G update, each on batch_size / n_critic examples), gan.r1_every (lazy R1),
+gan.extra_groups ({group: '<player>/<top-level module>'}: a sub-network in an optimizer group of its own).
+The players' optimizers are the trainer's parameter groups, config.optim.groups.{generator, discriminator,
+<extra group>}.
 """
 from __future__ import annotations
 
@@ -14,6 +17,13 @@ from jaxgen.data.specs import dataset_names, get_dataset_spec
 from jaxgen.gan import losses
 
 KINDS = ("mlp", "dcgan")
+GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={})
+RESERVED_GROUPS = ("generator", "discriminator", "frozen", "buffer", "default")
+
+
+def gan_settings(config):
+  g = config.gan
+  return {k: (dict(g[k]) if k == "extra_groups" and k in g else g.get(k, v)) for k, v in GAN_DEFAULTS.items()}
 
 
 def validate_gan_config(config) -> None:
@@ -27,6 +37,18 @@ def validate_gan_config(config) -> None:
   for name in ("gp_weight", "r1_gamma", "truncation"):
     if not (g[name] >= 0 and math.isfinite(g[name])):
       raise ValueError(f"gan.{name}={g[name]} must be a finite number >= 0")
+  s = gan_settings(config)
+  for name in ("n_critic", "r1_every"):
+    if not (isinstance(s[name], int) and s[name] >= 1):
+      raise ValueError(f"gan.{name}={s[name]!r} must be an int >= 1")
+  if config.batch_size % s["n_critic"]:
+    raise ValueError(f"batch_size={config.batch_size} must be a multiple of gan.n_critic={s['n_critic']} (each "
+                     "discriminator update takes its own slice of the batch)")
+  for group, path in s["extra_groups"].items():
+    if group in RESERVED_GROUPS:
+      raise ValueError(f"gan.extra_groups has group {group!r}; choose a name other than {', '.join(RESERVED_GROUPS)}")
+    if not isinstance(path, str) or path.count("/") != 1 or path.split("/")[0] not in ("generator", "discriminator"):
+      raise ValueError(f"gan.extra_groups.{group}={path!r} must be '<generator|discriminator>/<top-level module>'")
   spec = get_dataset_spec(config.data.name)
   if m.kind == "mlp":
     if spec.kind != "points":
@@ -62,5 +84,8 @@ def make_gan(config):
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, m.num_classes
     gen = DCGANGenerator(shape, tuple(m.g_channels), num_classes)
     disc = DCGANDiscriminator(tuple(m.d_channels), m.d_norm, num_classes)
+  s = gan_settings(config)
+  rules = tuple((path, group) for group, path in s["extra_groups"].items())
   return GAN(generator=gen, discriminator=disc, data_shape=tuple(shape), latent_dim=m.latent_dim, loss=g.loss,
-             gp_weight=g.gp_weight, r1_gamma=g.r1_gamma, num_classes=num_classes, truncation=g.truncation)
+             gp_weight=g.gp_weight, r1_gamma=g.r1_gamma, r1_every=s["r1_every"], n_critic=s["n_critic"],
+             num_classes=num_classes, truncation=g.truncation, group_rules=rules)

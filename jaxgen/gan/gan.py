@@ -1,27 +1,34 @@
 """A GAN (Goodfellow et al. 2014) as a model family for the shared trainer: both players in one compiled step.
 
 params = {'generator': variables, 'discriminator': variables}, each a flax variables dict: 'params' (trained)
-and, for spectrally normalised discriminators, 'spectral' (power-iteration vectors, refined by the D forward
-pass). The players are two parameter groups of the trainer's optimizer ('generator', 'discriminator': their
-learning rates, betas, warm-up and clipping in config.optim.groups); the spectral vectors are 'buffer' leaves.
-`update` is the trainer's multi-step hook: D on (real, G(z)) through `opt.optimize(..., groups=
-('discriminator',))`, then G against the *updated* D; the trainer then runs the EMA of all params
-(state.ema_params['generator'] is the EMA generator used for samples) and the step counter.
-Images travel as uint8 ({'image'}; scaled to [-1, 1] here), 2-D toy data as float ({'points'}).
-Settings are validated from the config (jaxgen.gan.build) before the family is built.
+and any other collection (spectral-norm vectors refined by the D forward pass, running statistics or a tracked
+mean latent updated by the G forward pass): 'buffer' leaves, written only through `opt.refresh_buffers` after
+the forward pass that computed them, and checkpointed with the rest.
+The players' 'params' are parameter groups of the trainer's optimizer ('generator', 'discriminator'; their
+learning rates, betas, warm-up and clipping in config.optim.groups); `group_rules` puts named sub-modules in
+further groups of their own (e.g. (('generator/mapping', 'mapping'),): StyleGAN's mapping network with its
+own learning rate), each updated with its player.
+`update` is the trainer's multi-step hook: `n_critic` discriminator updates, each on its own slice of the
+global batch (batch_size / n_critic examples) against a fixed generator, then one generator update against
+the *updated* discriminator; the trainer then runs the EMA (by default of the generator's groups only,
+`ema_groups`; samples use state.ema_params['generator']) and the step counter. R1 may be lazy (`r1_every`
+= k: computed on steps with step % k == 0 and weighted by k, Karras et al. 2020), inside the same compiled step.
+Conditional (`cond_features`, ('label',) when num_classes > 0): both players take a condition dict
+(jaxgen.conditions) read from the batch. Images travel as uint8 ({'image'}; scaled to [-1, 1] here), 2-D toy
+data as float ({'points'}). Settings are validated from the config (jaxgen.gan.build) before it is built.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen import conditions
 from jaxgen.data.image import uint8_to_signed_unit
 from jaxgen.gan import losses, regularisers
-from jaxgen.train.family import grid_labels
 from jaxgen.train.optim import BUFFER
 
 PLAYERS = ("generator", "discriminator")
@@ -29,40 +36,90 @@ PLAYERS = ("generator", "discriminator")
 
 @dataclasses.dataclass(frozen=True)
 class GAN:
-  generator: nn.Module                   # (z, [labels]) -> samples
-  discriminator: nn.Module               # (x, [labels]) -> logits (B,)
+  generator: nn.Module                   # (z[, cond]) -> samples
+  discriminator: nn.Module               # (x[, cond]) -> logits (B,)
   data_shape: Tuple[int, ...]            # (H, W, C) for images, (2,) for toy points
   latent_dim: int
   loss: str = "non_saturating"
   gp_weight: float = 0.0                 # WGAN-GP lambda (10 in the paper); 0 disables
   r1_gamma: float = 0.0                  # R1 weight gamma (loss += gamma / 2 * R1); 0 disables
-  num_classes: int = 0                   # > 0: class-conditional G and D (labels from batch['label'])
+  r1_every: int = 1                      # lazy R1: every k steps, weighted by k
+  n_critic: int = 1                      # discriminator updates per generator update
+  num_classes: int = 0                   # > 0: class-conditional G and D (cond['label'] from batch['label'])
   truncation: float = 0.0                # > 0: sample z from N(0, I) truncated to [-t, t] at sampling time
+  group_rules: Tuple[Tuple[str, str], ...] = ()   # ('<player>/<top-level module>', group name)
+  ema_groups: Optional[Tuple[str, ...]] = None    # None: the generator's groups (set in __post_init__)
 
-  param_groups = PLAYERS
+  def __post_init__(self):
+    if self.ema_groups is None:
+      object.__setattr__(self, "ema_groups", self.player_groups("generator"))
 
   @property
   def is_image(self) -> bool:
     return len(self.data_shape) == 3
 
+  @property
+  def param_groups(self) -> Tuple[str, ...]:
+    extra = tuple(dict.fromkeys(g for _, g in self.group_rules))
+    return PLAYERS + extra
+
+  def player_groups(self, player: str) -> Tuple[str, ...]:
+    return (player,) + tuple(dict.fromkeys(g for prefix, g in self.group_rules if prefix.split("/")[0] == player))
+
+  def _group(self, player: str, module: str) -> str:
+    for prefix, group in self.group_rules:
+      if prefix == f"{player}/{module}":
+        return group
+    return player
+
   def param_labels(self, params):
-    """Each player's 'params' collection is its group; every other collection (spectral vectors) a buffer."""
-    return {player: {col: jax.tree.map(lambda _, p=player, c=col: p if c == "params" else BUFFER, leaves)
-                     for col, leaves in params[player].items()} for player in PLAYERS}
+    """Each player's 'params' collection is its group (or a `group_rules` group per top-level module); every
+    other collection (spectral vectors, running statistics) a buffer."""
+    for prefix, group in self.group_rules:
+      player, module = prefix.split("/")
+      if module not in params[player].get("params", {}):
+        raise ValueError(f"parameter group {group!r} names {prefix!r}, but the {player}'s top-level modules are: "
+                         f"{', '.join(params[player].get('params', {}))}")
+    out = {}
+    for player in PLAYERS:
+      out[player] = {}
+      for col, tree in params[player].items():
+        if col == "params":
+          out[player][col] = {m: jax.tree.map(lambda _, g=self._group(player, m): g, sub) for m, sub in tree.items()}
+        else:
+          out[player][col] = jax.tree.map(lambda _: BUFFER, tree)
+    return out
+
+  # -- conditions ---------------------------------------------------------------------------------------------
+  @property
+  def cond_features(self) -> Tuple[str, ...]:
+    return ("label",) if self.num_classes else ()
+
+  def default_cond(self, num: int):
+    """The conditions of a sample grid: classes in equal consecutive runs (one row per class)."""
+    return {"label": conditions.grid_labels(num, self.num_classes)} if self.num_classes else None
+
+  def _args(self, cond):
+    return (cond,) if self.cond_features else ()
 
   # -- players ----------------------------------------------------------------------------------------------
-  def _cond(self, labels):
-    return (labels,) if self.num_classes else ()
+  def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False):
+    """Samples G(z, cond); with `update_buffers` also the variables with the buffers its forward pass updated
+    (running statistics, a tracked mean latent): (samples, variables)."""
+    buffers = [c for c in g_vars if c != "params"]
+    if update_buffers:
+      if not buffers:
+        return self.generator.apply(g_vars, z, *self._args(cond)), g_vars
+      x, mutated = self.generator.apply(g_vars, z, *self._args(cond), mutable=buffers)
+      return x, {**g_vars, **mutated}
+    return self.generator.apply(g_vars, z, *self._args(cond))
 
-  def generate(self, g_vars, z, labels=None):
-    return self.generator.apply(g_vars, z, *self._cond(labels))
-
-  def discriminate(self, d_vars, x, labels=None, *, update_spectral: bool = False):
+  def discriminate(self, d_vars, x, cond=None, *, update_spectral: bool = False):
     """Logits (B,), and the variables with refined spectral vectors when `update_spectral`."""
     if update_spectral and "spectral" in d_vars:
-      logits, mutated = self.discriminator.apply(d_vars, x, *self._cond(labels), mutable=["spectral"])
+      logits, mutated = self.discriminator.apply(d_vars, x, *self._args(cond), mutable=["spectral"])
       return logits, {**d_vars, **mutated}
-    return self.discriminator.apply(d_vars, x, *self._cond(labels)), d_vars
+    return self.discriminator.apply(d_vars, x, *self._args(cond)), d_vars
 
   def latents(self, rng, num: int, *, truncation: float = 0.0):
     if truncation > 0:
@@ -72,9 +129,9 @@ class GAN:
   def init(self, rng, batch=None) -> Any:
     g_rng, d_rng = jax.random.split(rng)
     z = jnp.zeros((2, self.latent_dim), jnp.float32)
-    labels = jnp.zeros((2,), jnp.int32)
-    g_vars = dict(self.generator.init(g_rng, z, *self._cond(labels)))
-    d_vars = dict(self.discriminator.init(d_rng, jnp.zeros((2,) + tuple(self.data_shape)), *self._cond(labels)))
+    cond = {"label": jnp.zeros((2,), jnp.int32)} if self.num_classes else None
+    g_vars = dict(self.generator.init(g_rng, z, *self._args(cond)))
+    d_vars = dict(self.discriminator.init(d_rng, jnp.zeros((2,) + tuple(self.data_shape)), *self._args(cond)))
     return {"generator": g_vars, "discriminator": d_vars}
 
   # -- the train step (the trainer's multi-step hook) ---------------------------------------------------------
@@ -90,53 +147,79 @@ class GAN:
     full[player] = {**full[player], "params": grads}
     return full
 
-  def update(self, state, batch, rng, opt):
-    real = self._inputs(batch)
-    labels = jnp.asarray(batch["label"], jnp.int32) if self.num_classes else None
+  def _d_update(self, state, opt, real, cond, z_rng, gp_rng):
+    """One discriminator update on (real, G(z)) against the current generator: (state, metrics)."""
     n = real.shape[0]
-    z_d_rng, z_g_rng, gp_rng = jax.random.split(rng, 3)
     g_vars, d_vars = state.params["generator"], state.params["discriminator"]
-
-    # 1. the discriminator, against a fixed generator
-    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_d_rng, n), labels))
+    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond))
 
     def d_loss_fn(d_params):
       dv = {**d_vars, "params": d_params}
-      real_logits, dv = self.discriminate(dv, real, labels, update_spectral=True)
-      fake_logits, _ = self.discriminate(dv, fake, labels)
+      real_logits, dv = self.discriminate(dv, real, cond, update_spectral=True)
+      fake_logits, _ = self.discriminate(dv, fake, cond)
       loss, m = losses.discriminator_loss(self.loss, real_logits, fake_logits)
-      d_fn = lambda x: self.discriminate(dv, x, labels)[0]   # noqa: E731
+      d_fn = lambda x: self.discriminate(dv, x, cond)[0]   # noqa: E731
       if self.gp_weight:
         m["gradient_penalty"] = regularisers.gradient_penalty(d_fn, real, fake, gp_rng)
         loss = loss + self.gp_weight * m["gradient_penalty"]
       if self.r1_gamma:
-        m["r1"] = regularisers.r1_penalty(d_fn, real)
-        loss = loss + 0.5 * self.r1_gamma * m["r1"]
+        if self.r1_every == 1:
+          m["r1"] = regularisers.r1_penalty(d_fn, real)
+          loss = loss + 0.5 * self.r1_gamma * m["r1"]
+        else:                        # lazy: on every k-th step only, weighted by k (one compiled step)
+          on = state.step % self.r1_every == 0
+          m["r1"] = jax.lax.cond(on, lambda: regularisers.r1_penalty(d_fn, real), lambda: jnp.zeros((), jnp.float32))
+          loss = loss + 0.5 * self.r1_gamma * self.r1_every * m["r1"]
       m.update(d_loss=loss, d_real_logit=jnp.mean(real_logits), d_fake_logit=jnp.mean(fake_logits))
       return loss, (m, dv)
 
     (_, (d_metrics, refined)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_vars["params"])
     state = opt.refresh_buffers(state, {**state.params, "discriminator": refined})
     state = opt.optimize(state, self._player_grads(state.params, "discriminator", d_grads),
-                                groups=("discriminator",))
+                         groups=self.player_groups("discriminator"))
+    return state, d_metrics
 
-    # 2. the generator, against the updated discriminator
-    d_vars = state.params["discriminator"]
+  def update(self, state, batch, rng, opt):
+    real = self._inputs(batch)
+    cond = conditions.from_batch(batch, self.cond_features)
+    if cond:
+      cond = {k: v.astype(jnp.int32) if k == "label" else v for k, v in cond.items()}
+    k = self.n_critic
+    n = real.shape[0] // k
+    z_d_rng, z_g_rng, gp_rng = jax.random.split(rng, 3)
+
+    # 1. n_critic discriminator updates, each on its own slice of the batch, against a fixed generator
+    rows = []
+    for i in range(k):
+      part = slice(i * n, (i + 1) * n)
+      z_i, gp_i = (z_d_rng, gp_rng) if i == 0 else (jax.random.fold_in(z_d_rng, i), jax.random.fold_in(gp_rng, i))
+      state, m = self._d_update(state, opt, real[part], conditions.take(cond, part), z_i, gp_i)
+      rows.append(m)
+    d_metrics = rows[0] if k == 1 else {name: jnp.mean(jnp.stack([r[name] for r in rows])) for name in rows[0]}
+
+    # 2. the generator, against the updated discriminator (the last slice's conditions)
+    g_vars, d_vars = state.params["generator"], state.params["discriminator"]
+    g_cond = conditions.take(cond, slice((k - 1) * n, k * n))
 
     def g_loss_fn(g_params):
-      x = self.generate({**g_vars, "params": g_params}, self.latents(z_g_rng, n), labels)
-      return losses.generator_loss(self.loss, self.discriminate(d_vars, x, labels)[0])
+      x, new_vars = self.generate({**g_vars, "params": g_params}, self.latents(z_g_rng, n), g_cond,
+                                  update_buffers=True)
+      return losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond)[0]), new_vars
 
-    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(g_vars["params"])
-    state = opt.optimize(state, self._player_grads(state.params, "generator", g_grads), groups=("generator",))
+    (g_loss, g_new), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
+    if len(g_new) > 1:               # the generator's forward pass updated buffers
+      state = opt.refresh_buffers(state, {**state.params, "generator": g_new})
+    state = opt.optimize(state, self._player_grads(state.params, "generator", g_grads),
+                         groups=self.player_groups("generator"))
     return state, dict(d_metrics, g_loss=g_loss)
 
   # -- sampling ---------------------------------------------------------------------------------------------
-  def sample(self, params, rng, num: int, labels: Optional[jnp.ndarray] = None,
+  def sample(self, params, rng, num: int, cond: Optional[Dict[str, Any]] = None,
              truncation: Optional[float] = None):
-    """`num` generator outputs (pass EMA params for the EMA generator); conditional: `labels` (N,), by default
-    classes in equal consecutive runs (jaxgen.train.family.grid_labels)."""
+    """`num` generator outputs (pass EMA params for the EMA generator); conditional: `cond` (leading axis
+    num), by default `default_cond(num)`."""
     t = self.truncation if truncation is None else truncation
-    if self.num_classes and labels is None:
-      labels = grid_labels(num, self.num_classes)
-    return self.generate(params["generator"], self.latents(rng, num, truncation=t), labels)
+    if self.cond_features and cond is None:
+      cond = self.default_cond(num)
+    conditions.check_cond(cond, self.cond_features, num, "this GAN")
+    return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond)

@@ -6,6 +6,7 @@ Generator: z -> Dense to (H / 2^n, W / 2^n, channels[0]), BN, ReLU; then for eac
 (n = len(channels) upsamplings). Discriminator: stride-2 4x4 convolutions of widths `channels` with
 LeakyReLU 0.2, normalised by `norm` ('batch': BN on every layer but the first, as in the paper; 'spectral':
 spectral norm on every layer; 'none'), then a linear logit (+ <embed(y), features> when conditional).
+Both take the condition as a dict (jaxgen.conditions): cond['label'] when num_classes > 0, else None.
 """
 from __future__ import annotations
 
@@ -31,14 +32,22 @@ def check_dcgan_shape(image_shape: Tuple[int, int, int], channels: Sequence[int]
                      f"2**len(channels)={f}")
 
 
+def _labels(cond, num_classes: int, batch: int, what: str):
+  """cond['label'] of a class-conditional network (None when unconditional), checked (jaxgen.conditions)."""
+  from jaxgen import conditions
+  conditions.check_cond(cond, ("label",) if num_classes else (), batch, f"{what}(num_classes={num_classes})")
+  return cond["label"].astype(jnp.int32) if num_classes else None
+
+
 class DCGANGenerator(nn.Module):
   image_shape: Tuple[int, int, int]
   channels: Sequence[int] = (512, 256, 128)
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z, labels: Optional[jnp.ndarray] = None):
+  def __call__(self, z, cond: Optional[dict] = None):
     chex.assert_rank(z, 2)
+    labels = _labels(cond, self.num_classes, z.shape[0], "DCGANGenerator")
     h, w, c = self.image_shape
     f = 2 ** len(self.channels)
     x = nn.Dense((h // f) * (w // f) * self.channels[0], kernel_init=dcgan_init, name="project")(z)
@@ -57,8 +66,9 @@ class DCGANDiscriminator(nn.Module):
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x, labels: Optional[jnp.ndarray] = None):
+  def __call__(self, x, cond: Optional[dict] = None):
     chex.assert_rank(x, 4)
+    labels = _labels(cond, self.num_classes, x.shape[0], "DCGANDiscriminator")
     if self.norm not in D_NORMS:
       raise ValueError(f"discriminator norm={self.norm!r}; choose one of: {', '.join(D_NORMS)}")
     sn = self.norm == "spectral"
@@ -73,8 +83,6 @@ class DCGANDiscriminator(nn.Module):
     feats = x.reshape(x.shape[0], -1)
     out = (SNDense(1, name="logit") if sn else nn.Dense(1, kernel_init=dcgan_init, name="logit"))(feats)[:, 0]
     if self.num_classes > 0:
-      if labels is None:
-        raise ValueError("a conditional discriminator needs labels")
       embed = nn.Embed(self.num_classes, feats.shape[-1], embedding_init=dcgan_init, name="projection")(labels)
       out = out + jnp.sum(embed * feats, axis=-1)
     return out

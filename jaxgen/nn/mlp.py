@@ -39,3 +39,41 @@ class ImageMLP(MLP):
 
   def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
     return super().__call__(z).reshape((z.shape[0],) + tuple(self.image_hw) + (-1,))
+
+
+class MLPDenoiser(nn.Module):
+  """The network of diffusion on vectors (2-D points, latent vectors, embeddings): (x (B, D), t (B,), cond)
+  -> (B, D) float32.
+
+  The timestep's sinusoidal embedding (and, with num_classes > 0, a learned embedding of cond['label'] in
+  [0, num_classes], num_classes being the null class) enters each of `depth` residual blocks
+  (h + Dense(silu(Dense(silu(h + Dense(temb)))))), between a linear input layer and a zero-initialised linear
+  output, so the untrained network predicts 0.
+  """
+  hidden: int = 128
+  depth: int = 3
+  temb_dim: int = 64
+  num_classes: int = 0
+  dropout: float = 0.0
+
+  @property
+  def cond_features(self):
+    return ("label",) if self.num_classes else ()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, t: jnp.ndarray, cond=None, *, train: bool = False) -> jnp.ndarray:
+    from jaxgen import conditions
+    from jaxgen.nn.embeddings import sinusoidal_embedding
+    if x.ndim != 2:
+      raise ValueError(f"MLPDenoiser takes vectors (B, D); got shape {tuple(x.shape)}")
+    conditions.check_cond(cond, self.cond_features, x.shape[0], f"MLPDenoiser(num_classes={self.num_classes})")
+    temb = nn.swish(nn.Dense(self.hidden, name="temb")(sinusoidal_embedding(t, self.temb_dim)))
+    if self.num_classes:
+      temb = temb + nn.Embed(self.num_classes + 1, self.hidden, name="label_embed")(cond["label"].astype(jnp.int32))
+    h = nn.Dense(self.hidden, name="dense_in")(x.astype(jnp.float32))
+    for i in range(self.depth):
+      r = nn.swish(h + nn.Dense(self.hidden, name=f"block_{i}_temb")(temb))
+      r = nn.swish(nn.Dense(self.hidden, name=f"block_{i}_dense_0")(r))
+      r = nn.Dropout(self.dropout, deterministic=not train)(r)
+      h = h + nn.Dense(self.hidden, name=f"block_{i}_dense_1")(r)
+    return nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros, name="dense_out")(nn.swish(h))

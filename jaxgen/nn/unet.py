@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen import conditions
 from jaxgen.nn.embeddings import sinusoidal_embedding
 from jaxgen.nn.layers import AttnBlock, Downsample, ResnetBlock, Upsample, conv3x3, default_kernel_init
 
@@ -68,13 +69,14 @@ def count_params(params: chex.ArrayTree) -> int:
 class UNet(nn.Module):
   """The DDPM noise-prediction U-Net (Ho et al. 2020, CIFAR-10 defaults).
 
-  `__call__(x, t, labels=None, *, train)` maps NHWC images `x` (B, H, W, C) and timesteps `t` (B,) to
-  (B, H, W, out_ch) float32. Dropout draws from the 'dropout' rng collection when `train=True` and is off
+  `__call__(x, t, cond=None, *, train)` maps NHWC images `x` (B, H, W, C) and timesteps `t` (B,) to
+  (B, H, W, out_ch) float32; `cond` is a condition dict (jaxgen.conditions) or None. Dropout draws from the 'dropout' rng collection when `train=True` and is off
   otherwise. `dtype` is the compute dtype; parameters stay float32.
 
   Class-conditional with `num_classes > 0` (Ho & Salimans 2022, as in Dhariwal & Nichol's code): a learned
-  embedding of `labels` (B,) in [0, num_classes] is added to the timestep embedding; label `num_classes` is
-  the null class that classifier-free guidance trains and samples with.
+  embedding of `cond['label']` (B,) in [0, num_classes] is added to the timestep embedding; label
+  `num_classes` is the null class that classifier-free guidance trains and samples with. The U-Net reads
+  `cond_features` (('label',) when num_classes > 0) and refuses a condition with other features.
 
   `norm_eps`, `flip_sin_to_cos`, `freq_shift` and `downsample_padding` are diffusers' `UNet2DModel` options
   of those names; the defaults are the official network's (and diffusers' `google/ddpm-cifar10-32` config).
@@ -97,14 +99,16 @@ class UNet(nn.Module):
   remat: bool = False
   dtype: Dtype = jnp.float32
 
+  @property
+  def cond_features(self):
+    return ("label",) if self.num_classes else ()
+
   @nn.compact
-  def __call__(self, x: jnp.ndarray, t: jnp.ndarray, labels: Optional[jnp.ndarray] = None, *,
+  def __call__(self, x: jnp.ndarray, t: jnp.ndarray, cond: Optional[dict] = None, *,
                train: bool) -> jnp.ndarray:
     chex.assert_rank(x, 4)
     chex.assert_shape(t, (x.shape[0],))
-    if (labels is None) != (self.num_classes == 0):
-      raise ValueError(f"UNet(num_classes={self.num_classes}) got labels={'None' if labels is None else 'an array'}:"
-                       " a class-conditional U-Net needs labels (num_classes = the null class), else none")
+    conditions.check_cond(cond, self.cond_features, x.shape[0], f"UNet(num_classes={self.num_classes})")
     _, height, width, in_ch = x.shape
     # Structural checks only: attn_resolutions that are never visited are left to
     # check_unet_config, as in the original network.
@@ -132,9 +136,8 @@ class UNet(nn.Module):
     temb = nn.Dense(4 * self.ch, dtype=self.dtype, kernel_init=default_kernel_init,
                     name="temb_dense1")(nn.swish(temb))
     if self.num_classes:
-      chex.assert_shape(labels, (x.shape[0],))
       temb = temb + nn.Embed(self.num_classes + 1, 4 * self.ch, dtype=self.dtype,
-                             name="label_embed")(labels.astype(jnp.int32))
+                             name="label_embed")(cond["label"].astype(jnp.int32))
 
     # Down path.
     hs = [conv3x3(self.ch, self.dtype, "conv_in")(x.astype(self.dtype))]

@@ -46,10 +46,7 @@ class MultiStepFamily(Protocol):
     for each group; no EMA, no step counter: the trainer does both after it."""
 
 
-def grid_labels(num: int, num_classes: int) -> jax.Array:
-  """Class of sample i for a conditional sample grid: classes in equal consecutive runs (one row per class
-  when the grid has num / num_classes columns)."""
-  return ((jnp.arange(num) * max(num_classes, 1)) // num).astype(jnp.int32)
+from jaxgen.conditions import grid_labels  # noqa: E402,F401  (the grid's classes; kept importable from here)
 
 
 def check_metric_names(names) -> None:

@@ -168,6 +168,7 @@ def run_cli(flags, *, experiment: str):
     runtime.quiet_startup(verbose)     # TensorFlow's import notices; -v keeps them
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
+  from jaxgen.train.frozen import FrozenPartError
   from jaxgen.train.lock import WorkdirLocked
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
   if not verbose:
@@ -177,7 +178,7 @@ def run_cli(flags, *, experiment: str):
         coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
         process_id=flags.process_id, allow_config_change=flags.allow_config_change,
         heartbeat_timeout=flags.heartbeat_timeout)
-  except (ConfigError, DatasetUnavailableError, WorkdirLocked) as e:
+  except (ConfigError, DatasetUnavailableError, WorkdirLocked, FrozenPartError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
   except NonFiniteLossError as e:
@@ -209,11 +210,13 @@ class Run:
   family: Any
   state: Any             # jaxgen.train.state.TrainState
   step: int
+  frozen: Any = None     # the family's frozen parts, restored from their source runs (jaxgen.train.frozen)
 
   @property
   def params(self):
-    """The EMA params: what samples and evaluations use."""
-    return self.state.ema_params
+    """The EMA params, with the frozen parts merged in: what samples and evaluations use."""
+    from jaxgen.train.frozen import merge
+    return merge(self.state.ema_params, self.frozen)
 
 
 def _tuples(x):
@@ -279,10 +282,11 @@ def load_run(workdir: str, *, step: Optional[int] = None, overrides: Optional[Di
     step = ckpt.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"{workdir} has no checkpoint in {ckpt.directory}")
+    frozen = trainer.load_frozen_parts(family, workdir, mesh, has_checkpoint=True, write=False)
     abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
     state = ckpt.restore(abstract, step)
   finally:
     ckpt.close()
   return Run(workdir=os.path.abspath(workdir), experiment=record.get("experiment", ""), preset=record.get("preset"),
-             config=config, family=family, state=state, step=int(step))
+             config=config, family=family, state=state, step=int(step), frozen=frozen)
 

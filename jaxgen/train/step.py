@@ -8,8 +8,14 @@ and adds what the optimizer did to the metrics:
   grad_norm[/<group>]      global norm of the group's gradients, before clipping
   learning_rate[/<group>]  the learning rate the group's update used (from its optimizer state)
   finite                   1.0 when every gradient and every updated parameter is finite, else 0.0
-(the '/<group>' suffix only when the family has several trainable groups). The trainer checks `finite` and
-every scalar metric at its next log boundary, without a host sync per step.
+(the '/<group>' suffix only when the family has several trainable groups; a group updated several times in
+one step, e.g. a critic's n_critic updates, reports its last update). The trainer checks `finite` and every
+scalar metric at its next log boundary, without a host sync per step.
+
+Frozen parts restored from another run (jaxgen.train.frozen) come in beside the state: the family sees its
+params with them merged in (`loss(merge(params, frozen), ...)`, in `update` through `opt.params(state)`); gradients are taken with respect to the trained params only.
+Step-dependent behaviour (a regulariser every k steps, a fade-in alpha) reads `state.step` inside `update`:
+one compiled step serves every step.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgen.train.frozen import merge
 from jaxgen.train.optim import BUFFER, select
 from jaxgen.train.state import TrainState
 
@@ -37,25 +44,27 @@ class StepContext:
   traced values, returned by the step as outputs (the step stays a pure function).
   """
 
-  def __init__(self):
+  def __init__(self, frozen=None):
     self.metrics: Dict[str, jax.Array] = {}
+    self.frozen = frozen
     self._finite = jnp.ones((), jnp.bool_)
     self._updated = []
+
+  def params(self, state: TrainState):
+    """The family's view of the trained params: with the frozen parts merged in."""
+    return merge(state.params, self.frozen)
 
   def _name(self, state: TrainState, base: str, group: str) -> str:
     return base if len(state.opt.groups) == 1 else f"{base}/{group}"
 
   def optimize(self, state: TrainState, grads, groups: Optional[Sequence[str]] = None) -> TrainState:
     """Apply the optimizer of `groups` (default: all trainable groups) to `grads` (a full params-shaped tree;
-    leaves of other groups are ignored). Each group may be updated once per step."""
+    leaves of other groups are ignored). A group may be updated several times in one step (n_critic)."""
     opt = state.opt
     groups = opt.groups if groups is None else tuple(groups)
     unknown = [g for g in groups if g not in opt.groups]
     if unknown:
       raise ValueError(f"groups {unknown} are not trainable groups of this family ({', '.join(opt.groups)})")
-    again = [g for g in groups if g in self._updated]
-    if again:
-      raise ValueError(f"groups {again} were already updated in this step")
     labels = opt.labels(state.params)
     updates, opt_state = opt.update(grads, state.opt_state, state.params, groups)
     params = optax.apply_updates(state.params, updates)
@@ -64,7 +73,7 @@ class StepContext:
       self.metrics[self._name(state, "grad_norm", g)] = optax.tree.norm(g_grads)
       self.metrics[self._name(state, "learning_rate", g)] = opt.applied_learning_rate(opt_state[g])
       self._finite = self._finite & _all_finite(g_grads) & _all_finite(select(params, labels, (g,)))
-    self._updated.extend(groups)
+    self._updated.extend(g for g in groups if g not in self._updated)
     return state.replace(params=params, opt_state=opt_state)
 
   def refresh_buffers(self, state: TrainState, new_params) -> TrainState:
@@ -82,14 +91,16 @@ def is_multi_step(family) -> bool:
   return hasattr(family, "update")
 
 
-def train_step(family, state: TrainState, batch) -> tuple[TrainState, Dict[str, Any]]:
-  """One train step of any family: pure; the key is fold_in(state.rng, state.step)."""
+def train_step(family, state: TrainState, batch, frozen=None) -> tuple[TrainState, Dict[str, Any]]:
+  """One train step of any family: pure; the key is fold_in(state.rng, state.step); `frozen`: the frozen parts
+  (jaxgen.train.frozen), merged into the params the family sees, never differentiated."""
   rng = state.step_rng()
-  ctx = StepContext()
+  ctx = StepContext(frozen)
   if is_multi_step(family):
     state, metrics = family.update(state, batch, rng, ctx)
   else:
-    (_, metrics), grads = jax.value_and_grad(family.loss, has_aux=True)(state.params, batch, rng)
+    loss_fn = (lambda p, b, r: family.loss(merge(p, frozen), b, r)) if frozen else family.loss
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
     state = ctx.optimize(state, grads)
   missing = [g for g in state.opt.groups if g not in ctx._updated]
   if missing:

@@ -53,6 +53,10 @@ def validate_train_config(config, *, num_devices: int, num_processes: int = 1,
   check_optim_config(config.optim, groups)
   if not 0.0 <= config.optim.ema_decay <= 1.0:
     raise ValueError(f"optim.ema_decay={config.optim.ema_decay} must lie in [0, 1]")
+  if not (isinstance(config.optim.get("ema_start_step", 0), int) and config.optim.get("ema_start_step", 0) >= 0):
+    raise ValueError(f"optim.ema_start_step={config.optim.get('ema_start_step')} must be an int >= 0")
+  if not isinstance(config.optim.get("ema_warmup", False), bool):
+    raise ValueError(f"optim.ema_warmup={config.optim.get('ema_warmup')!r} must be True or False")
   if config.num_train_steps <= 0:
     raise ValueError(f"num_train_steps={config.num_train_steps} must be positive")
   for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
@@ -70,7 +74,9 @@ def make_optimizer(family, config):
 def _init_fn(family, config, opt):
   def init(init_rng, train_rng, batch):
     return TrainState.create(params=family.init(init_rng, batch), opt=opt, rng=train_rng,
-                             ema_decay=config.optim.ema_decay)
+                             ema_decay=config.optim.ema_decay, ema_start_step=config.optim.get("ema_start_step", 0),
+                             ema_warmup=config.optim.get("ema_warmup", False),
+                             ema_groups=getattr(family, "ema_groups", None))
   return init
 
 
@@ -96,16 +102,43 @@ def abstract_train_state(family, config, mesh, example_batch) -> TrainState:
   return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
 
 
-def make_train_step(family, mesh, state_shardings=None):
-  """The compiled step: batch sharded over 'data', state donated and kept in `state_shardings` (default:
-  replicated; the trainer passes the state's own); key = fold_in(rng, step)."""
+def make_train_step(family, mesh, state_shardings=None, *, with_frozen: bool = False):
+  """The compiled step(state, batch): batch sharded over 'data', state donated and kept in `state_shardings`
+  (default: replicated; the trainer passes the state's own); key = fold_in(rng, step). `with_frozen`: the step
+  is step(state, frozen, batch), the family's frozen parts (jaxgen.train.frozen) replicated, never donated."""
   if not (hasattr(family, "loss") or isinstance(family, MultiStepFamily)):
     raise TypeError(f"{type(family).__name__} implements neither loss(params, batch, rng) nor "
                     "update(state, batch, rng, opt) (jaxgen.train.family)")
   repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   state_sh = repl if state_shardings is None else state_shardings
+  if with_frozen:
+    return jax.jit(lambda state, frozen, batch: train_step(family, state, batch, frozen),
+                   in_shardings=(state_sh, repl, data), out_shardings=(state_sh, repl), donate_argnums=(0,))
   return jax.jit(lambda state, batch: train_step(family, state, batch), in_shardings=(state_sh, data),
                  out_shardings=(state_sh, repl), donate_argnums=(0,))
+
+
+def load_frozen_parts(family, workdir: str, mesh, *, has_checkpoint: bool, write: bool):
+  """The family's frozen parts restored from their source runs (jaxgen.train.frozen), replicated on the mesh,
+  checked against the workdir's record when it holds checkpoints; {} when the family has none."""
+  from jaxgen.train import frozen as fz
+  parts = getattr(family, "frozen_parts", None) or {}
+  if not parts:
+    return {}
+  trees, records = fz.load_parts(parts)
+  fz.check_records(workdir, records, has_checkpoint=has_checkpoint)
+  if write:
+    fz.write_records(workdir, records)
+  return jax.device_put(trees, parallel.replicated(mesh))
+
+
+def with_frozen(state: TrainState, frozen) -> TrainState:
+  """A view of the state for sampling and evaluations: params and EMA params with the frozen parts merged in
+  (never saved, never given to the optimizer)."""
+  if not frozen:
+    return state
+  from jaxgen.train.frozen import merge
+  return state.replace(params=merge(state.params, frozen), ema_params=merge(state.ema_params, frozen))
 
 
 def make_sampler(family, mesh, num: int):
@@ -225,6 +258,11 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
 
   latest = ckpt.latest_step()
+  frozen = load_frozen_parts(family, workdir, mesh, has_checkpoint=latest is not None, write=is_main)
+  if frozen:
+    from jaxgen.train.frozen import nbytes
+    _print(is_main, f"frozen parts {sorted(frozen)}: {nbytes(frozen) / 2**20:.2f} MiB restored from their runs "
+                    f"(not saved in this run's checkpoints; {os.path.join(workdir, 'frozen.json')})")
   start_step = latest or 0
   data_iter = data_fn(start_step)
   batch = parallel.global_batch(next(data_iter), mesh)
@@ -241,8 +279,12 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   total = config.num_train_steps
 
   t0 = time.perf_counter()
-  compiled_step = make_train_step(family, mesh, jax.tree.map(lambda x: x.sharding, state)).lower(
-      state, batch).compile()
+  step_fn = make_train_step(family, mesh, jax.tree.map(lambda x: x.sharding, state), with_frozen=bool(frozen))
+  if frozen:
+    compiled = step_fn.lower(state, frozen, batch).compile()
+    compiled_step = lambda st, b: compiled(st, frozen, b)   # noqa: E731
+  else:
+    compiled_step = step_fn.lower(state, batch).compile()
   _print(is_main, f"compiled train step in {time.perf_counter() - t0:.1f} s on {jax.device_count()} device(s), "
                   f"{jax.process_count()} process(es); global batch {config.batch_size}")
   local, whole = parallel.bytes_per_device(state)
@@ -261,7 +303,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
       _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
   def write_samples(step):
-    samples = parallel.fetch(sampler(state.ema_params, sample_rng))
+    samples = parallel.fetch(sampler(with_frozen(state, frozen).ema_params, sample_rng))
     if is_main:
       path = os.path.join(workdir, "samples", f"step_{step}.png")
       grid = save_samples_figure(path, samples, sample_kind, reference_points, title=f"step {step} (EMA)")
@@ -318,7 +360,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
         if sampler is not None and (step % config.sample_every == 0 or step == total):
           write_samples(step)
         if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == total):
-          results = eval_fn(state, step)
+          results = eval_fn(with_frozen(state, frozen), step)
           writer.write_scalars(step, results)
           _print(is_main, f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
         if flag.signum is not None:

@@ -107,8 +107,25 @@ class VAE:
                "reconstruction_nats": -jnp.mean(t["reconstruction"]), "kl_nats": jnp.mean(t["kl"])}
     return loss, metrics
 
-  def sample(self, params, rng, num: int):
-    """Decoder means of z ~ p(z): (num, H, W, C) in [-1, 1]."""
+  # -- as a first stage: a frozen autoencoder for diffusion on its latents (jaxgen.diffusion.codecs) -------------
+  @property
+  def latent_shape(self) -> Tuple[int, ...]:
+    return (self.latent_dim,)
+
+  def encode_latents(self, params, images):
+    """Posterior means of uint8 `images` (B, latent_dim); deterministic (a Bernoulli decoder's input is the
+    grey level itself, not a binarisation)."""
+    x_in = jnp.asarray(images).astype(jnp.float32) / 127.5 - 1.0
+    return self.posterior(params, x_in)[0]
+
+  def decode_latents(self, params, z):
+    """Decoder means of latents `z`: images in [-1, 1]."""
+    return likelihoods.decoder_mean(self.likelihood, self.decode(params, z))
+
+  def sample(self, params, rng, num: int, cond=None):
+    """Decoder means of z ~ p(z): (num, H, W, C) in [-1, 1] (unconditional: `cond` must be None)."""
+    if cond:
+      raise ValueError(f"the VAE is unconditional but was given a condition with {sorted(cond)}")
     z = jax.random.normal(rng, (num, self.latent_dim))
     return likelihoods.decoder_mean(self.likelihood, self.decode(params, z))
 

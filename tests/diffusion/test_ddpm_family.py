@@ -18,9 +18,9 @@ class LabelNet(nn.Module):
   num_classes: int = 3
 
   @nn.compact
-  def __call__(self, x, t, labels=None, *, train):
+  def __call__(self, x, t, cond=None, *, train):
     e = self.param("e", lambda k: jnp.arange(self.num_classes + 1, dtype=jnp.float32) - 1.5)
-    return 0.1 * x + e[labels][:, None, None, None]
+    return 0.1 * x + e[cond["label"]][:, None, None, None]
 
 
 def _ddpm(**kw):
@@ -36,20 +36,20 @@ def test_guidance_mixes_the_conditional_and_null_predictions():
   labels = jnp.array([0, 1, 2, 1])
   e = np.arange(4) - 1.5
   for w in (0.0, 1.0, 3.0):
-    eps, x0 = ddpm.model_fn(params, labels, guidance=w)(x, t)
+    eps, x0 = ddpm.model_fn(params, {"label": labels}, guidance=w)(x, t)
     want = 0.1 * np.asarray(x) + ((1 + w) * e[np.asarray(labels)] - w * e[3])[:, None, None, None]
     np.testing.assert_allclose(eps, want, rtol=1e-5, atol=1e-6)
     ab = ddpm.schedule.alphas_cumprod[np.asarray(t)][:, None, None, None]
     np.testing.assert_allclose(x0, (np.asarray(x) - np.sqrt(1 - ab) * want) / np.sqrt(ab), rtol=1e-4, atol=1e-4)
-  with pytest.raises(ValueError, match="samples with labels"):
+  with pytest.raises(ValueError, match=r"conditioned on \('label',\)\) samples with a condition"):
     ddpm.model_fn(params, None)
 
 
 def test_label_dropout_trains_the_null_class_at_its_rate():
   ddpm = _ddpm(label_dropout=0.25)
-  labels = ddpm._labels({"label": np.zeros(20_000, np.int32)}, jax.random.PRNGKey(0), train=True)
+  labels = ddpm._cond({"label": np.zeros(20_000, np.int32)}, jax.random.PRNGKey(0), train=True)["label"]
   assert abs(float(jnp.mean(labels == 3)) - 0.25) < 0.01 and set(np.unique(labels)) == {0, 3}
-  assert np.all(ddpm._labels({"label": np.zeros(50, np.int32)}, jax.random.PRNGKey(0), train=False) == 0)
+  assert np.all(ddpm._cond({"label": np.zeros(50, np.int32)}, jax.random.PRNGKey(0), train=False)["label"] == 0)
 
 
 class OracleNet(nn.Module):
@@ -59,7 +59,7 @@ class OracleNet(nn.Module):
   sqrt_1m_ab: tuple
 
   @nn.compact
-  def __call__(self, x, t, labels=None, *, train):
+  def __call__(self, x, t, cond=None, *, train):
     self.param("unused", nn.initializers.zeros, (1,))
     a = jnp.asarray(self.sqrt_ab)[t][:, None, None, None]
     s = jnp.asarray(self.sqrt_1m_ab)[t][:, None, None, None]
@@ -98,9 +98,9 @@ def test_the_sampler_loop_runs_the_network_once_per_step_per_guided_batch():
   calls = []
 
   class Counting(LabelNet):
-    def __call__(self, x, t, labels=None, *, train):
+    def __call__(self, x, t, cond=None, *, train):
       calls.append(x.shape[0])
-      return super().__call__(x, t, labels, train=train)
+      return super().__call__(x, t, cond, train=train)
 
   ddpm = DDPM(network=Counting(), schedule=schedules.make_schedule("linear", 20), image_shape=(2, 2, 1), num_classes=3)
   params = ddpm.init(jax.random.PRNGKey(0))
@@ -147,9 +147,9 @@ class PointMassNet(nn.Module):
   levels: tuple
 
   @nn.compact
-  def __call__(self, x, t, labels=None, *, train):
+  def __call__(self, x, t, cond=None, *, train):
     self.param("unused", nn.initializers.zeros, (1,))
-    m = jnp.asarray(self.levels)[labels][:, None, None, None]
+    m = jnp.asarray(self.levels)[cond["label"]][:, None, None, None]
     a = jnp.asarray(self.sqrt_ab)[t][:, None, None, None]
     s = jnp.asarray(self.sqrt_1m_ab)[t][:, None, None, None]
     return (x - a * m) / s

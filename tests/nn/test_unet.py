@@ -132,15 +132,19 @@ def test_downsample_padding_and_class_labels():
   assert float(jnp.max(jnp.abs(down1.apply(v, x) - same))) > 1e-3
   model = UNet(num_classes=3, **TINY)
   xs, ts = jnp.ones((2, 8, 8, 1)), jnp.array([3, 3])
-  params = model.init(jax.random.key(0), xs, ts, jnp.array([0, 0]), train=False)
+  params = model.init(jax.random.key(0), xs, ts, {"label": jnp.array([0, 0])}, train=False)
   assert params["params"]["label_embed"]["embedding"].shape == (4, 32)        # 3 classes + the null class
   params = jax.tree.map(lambda p: p + 0.05, params)                            # leave the zero init
-  out = model.apply(params, xs, ts, jnp.array([0, 3]), train=False)
+  out = model.apply(params, xs, ts, {"label": jnp.array([0, 3])}, train=False)
   assert float(jnp.max(jnp.abs(out[0] - out[1]))) > 1e-4
-  with pytest.raises(ValueError, match="needs labels"):
+  with pytest.raises(ValueError, match=r"conditioned on \('label',\) but was given no condition"):
     model.apply(params, xs, ts, train=False)
-  with pytest.raises(ValueError, match=r"UNet\(num_classes=0\) got labels"):
-    UNet(**TINY).init(jax.random.key(0), xs, ts, jnp.array([0, 0]), train=False)
+  with pytest.raises(ValueError, match=r"leading axis must be the batch"):
+    model.apply(params, xs, ts, {"label": jnp.array([0, 3, 1])}, train=False)
+  with pytest.raises(ValueError, match=r"conditioned on \('label',\) but was given \['tokens'\]"):
+    model.apply(params, xs, ts, {"tokens": jnp.zeros((2, 4), jnp.int32)}, train=False)
+  with pytest.raises(ValueError, match=r"UNet\(num_classes=0\) is unconditional"):
+    UNet(**TINY).init(jax.random.key(0), xs, ts, {"label": jnp.array([0, 0])}, train=False)
 
 
 def test_upsample_and_downsample_without_conv():
