@@ -36,7 +36,7 @@ class EvalEntry:
 
 FAMILIES = {
     "ddpm": FamilyEntry("jaxgen.diffusion.build:make_ddpm", "jaxgen.diffusion.build:validate_ddpm_config",
-                        evals=("sample_metrics", "vlb", "diffusion_classifier")),
+                        evals=("sample_metrics", "vlb", "diffusion_classifier", "mode_coverage")),
     "vae": FamilyEntry("jaxgen.vae.build:make_vae", "jaxgen.vae.build:validate_vae_config",
                        evals=("vae_heldout", "vae_figures", "sample_metrics")),
     "gan": FamilyEntry("jaxgen.gan.build:make_gan", "jaxgen.gan.build:validate_gan_config",
@@ -49,7 +49,7 @@ EVALS = {
     "sample_metrics": EvalEntry("jaxgen.eval.sample_metrics:make_sample_eval", "periodic",
                                 datasets=("digits", "shapes", "shapes_tiny", "cifar10")),
     "flow_heldout": EvalEntry("jaxgen.eval.likelihood:make_flow_heldout_eval", "periodic", ("image", "points")),
-    "vlb": EvalEntry("jaxgen.eval.likelihood:make_ddpm_vlb_eval", "periodic"),
+    "vlb": EvalEntry("jaxgen.eval.likelihood:make_ddpm_vlb_eval", "periodic", ("image", "points")),
     "diffusion_classifier": EvalEntry("jaxgen.eval.studies:make_diffusion_classifier_eval", "final"),
     "vae_heldout": EvalEntry("jaxgen.eval.likelihood:make_vae_heldout_eval", "periodic"),
     "flow_density": EvalEntry("jaxgen.eval.toy2d:make_flow_density_eval", "periodic", ("points",)),

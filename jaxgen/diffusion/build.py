@@ -15,17 +15,75 @@ def _settings(section, defaults):
   return {k: section.get(k, v) for k, v in defaults.items()}
 
 
+NETWORKS = ("unet", "mlp")               # config.model.kind: the U-Net for images, an MLP for vectors
+CODECS = ("data", "frozen_autoencoder")  # config.codec.kind: the data set's own values, or a frozen run's latents
+AUTOENCODER_FAMILIES = ("vae",)          # families that give latent_shape / encode_latents / decode_latents
+
+
+def codec_settings(config):
+  c = config.get("codec") or {}
+  return dict(kind=c.get("kind", "data"), workdir=c.get("workdir", ""), scale=c.get("scale", 1.0))
+
+
+def event_shape(config):
+  """The shape of what the DDPM diffuses: the data's (images, points) or the frozen autoencoder's latents."""
+  cs = codec_settings(config)
+  if cs["kind"] == "frozen_autoencoder":
+    from jaxgen.train.run import read_run_config
+    _, source = read_run_config(cs["workdir"])
+    return (int(source.model.latent_dim),)
+  return tuple(get_dataset_spec(config.data.name).event_shape)
+
+
+def _validate_codec(config, spec) -> None:
+  import os
+  cs = codec_settings(config)
+  if cs["kind"] not in CODECS:
+    raise ValueError(f"codec.kind={cs['kind']!r}; choose one of: {', '.join(CODECS)}")
+  if cs["kind"] == "data":
+    return
+  if spec.kind != "image":
+    raise ValueError(f"codec.kind='frozen_autoencoder' encodes images; data.name={spec.name!r} holds {spec.kind}")
+  if not cs["workdir"] or not os.path.isfile(os.path.join(cs["workdir"], "config.json")):
+    raise ValueError(f"codec.workdir={cs['workdir']!r} holds no finished run (no config.json): train the "
+                     "autoencoder first and point codec.workdir at its workdir")
+  from jaxgen.train.run import read_run_config
+  _, source = read_run_config(cs["workdir"])
+  if source.get("family") not in AUTOENCODER_FAMILIES:
+    raise ValueError(f"codec.workdir={cs['workdir']} holds a {source.get('family')!r} run; the frozen autoencoder "
+                     f"must be one of: {', '.join(AUTOENCODER_FAMILIES)}")
+  if source.data.name != spec.name:
+    raise ValueError(f"codec.workdir={cs['workdir']} was trained on {source.data.name!r}, this run on {spec.name!r}")
+  if not (cs["scale"] > 0):
+    raise ValueError(f"codec.scale={cs['scale']} must be > 0")
+
+
 def validate_ddpm_config(config) -> None:
-  """Raise ValueError naming the bad value: dataset, schedule, sampler variance, U-Net shape."""
+  """Raise ValueError naming the bad value: dataset and codec, the network against the event shape, schedule,
+  sampler variance."""
   from jaxgen.nn.unet import check_unet_config
   spec = get_dataset_spec(config.data.name)
-  if spec.kind != "image":
-    raise ValueError(f"data.name={spec.name!r} holds {spec.kind}; the DDPM U-Net trains on images")
-  h, w, _ = spec.image_shape
+  _validate_codec(config, spec)
   m = config.model
-  for size in sorted({h, w}):
-    check_unet_config(size, m.ch, tuple(m.ch_mult), m.num_groups, tuple(m.attn_resolutions))
-  if not 0.0 <= m.dropout < 1.0:
+  kind = m.get("kind", "unet")
+  if kind not in NETWORKS:
+    raise ValueError(f"model.kind={kind!r}; choose one of: {', '.join(NETWORKS)}")
+  shape = event_shape(config)
+  if kind == "unet":
+    if len(shape) != 3:
+      raise ValueError(f"model.kind='unet' denoises images (H, W, C); this run diffuses tensors of shape {shape} "
+                       "(use model.kind='mlp')")
+    h, w, _ = shape
+    for size in sorted({h, w}):
+      check_unet_config(size, m.ch, tuple(m.ch_mult), m.num_groups, tuple(m.attn_resolutions))
+  else:
+    if len(shape) != 1:
+      raise ValueError(f"model.kind='mlp' denoises vectors (D,); this run diffuses tensors of shape {shape} "
+                       "(use model.kind='unet')")
+    for name in ("hidden", "depth", "temb_dim"):
+      if not (isinstance(m.get(name), int) and m.get(name) >= 1):
+        raise ValueError(f"model.{name}={m.get(name)!r} must be an int >= 1")
+  if not 0.0 <= m.get("dropout", 0.0) < 1.0:
     raise ValueError(f"model.dropout={m.dropout} must lie in [0, 1)")
   d = config.diffusion
   if d.beta_schedule not in schedules.SCHEDULES:
@@ -82,15 +140,38 @@ def unet_kwargs(model) -> dict:
   return kwargs
 
 
+def make_codec(config):
+  """The DDPM's codec (jaxgen.diffusion.codecs) and its frozen parts {name: FrozenPart}."""
+  from jaxgen.diffusion import codecs
+  from jaxgen.train.frozen import FrozenPart
+  spec = get_dataset_spec(config.data.name)
+  cs = codec_settings(config)
+  if cs["kind"] == "frozen_autoencoder":
+    from jaxgen import registry
+    from jaxgen.train.run import read_run_config
+    _, source = read_run_config(cs["workdir"])
+    autoencoder = registry.resolve(registry.family_entry(source.family).build)(source)
+    part = FrozenPart(cs["workdir"], expect=(("family", source.family), ("data.name", spec.name)))
+    return codecs.FrozenAutoencoderCodec(autoencoder, "autoencoder", float(cs["scale"])), {"autoencoder": part}
+  if spec.kind == "image":
+    return codecs.ImageCodec(tuple(spec.event_shape)), {}
+  return codecs.VectorCodec(tuple(spec.event_shape)), {}
+
+
 def make_ddpm(config):
   """Assumes a validated config."""
   from jaxgen.diffusion.ddpm import DDPM
-  from jaxgen.nn.unet import UNet
-  spec = get_dataset_spec(config.data.name)
   m, d = config.model, config.diffusion
   ms, s = _settings(m, MODEL_DEFAULTS), _settings(d, DIFFUSION_DEFAULTS)
-  network = UNet(**unet_kwargs(m))
+  if m.get("kind", "unet") == "unet":
+    from jaxgen.nn.unet import UNet
+    network = UNet(**unet_kwargs(m))
+  else:
+    from jaxgen.nn.mlp import MLPDenoiser
+    network = MLPDenoiser(hidden=m.hidden, depth=m.depth, temb_dim=m.temb_dim, num_classes=ms["num_classes"],
+                          dropout=m.get("dropout", 0.0))
   kwargs = dict(beta_start=d.beta_start, beta_end=d.beta_end) if d.beta_schedule == "linear" else {}
   schedule = schedules.make_schedule(d.beta_schedule, d.num_timesteps, **kwargs)
-  return DDPM(network=network, schedule=schedule, image_shape=spec.image_shape, variance=d.variance,
+  codec, frozen_parts = make_codec(config)
+  return DDPM(network=network, schedule=schedule, codec=codec, frozen_parts=frozen_parts, variance=d.variance,
               clip_x0=d.clip_x0, num_classes=ms["num_classes"], **{k: v for k, v in s.items()})
