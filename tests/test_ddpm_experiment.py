@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +63,29 @@ def test_smoke_preset_end_to_end(tmp_path):
   bad = _cli("--workdir=" + str(workdir), "--sampler=plms", module="experiments.sample")
   assert bad.returncode == 2 and "diffusion.sampler='plms'; choose one of: ancestral, ddim" in bad.stderr
   assert "samples 0/" not in bad.stderr
+  # a condition the run does not take: one line, nothing sampled
+  bad = _cli("--workdir=" + str(workdir), "--label=3", module="experiments.sample")
+  assert bad.returncode == 2 and "--label: the 'ddpm' run takes no class label (its conditions: none, it is " \
+      "unconditional)" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_ddpm_on_2d_points_and_sampling_them(tmp_path):
+  """The DDPM family on vectors (experiments.ddpm_toy2d, an MLP denoiser) from the command line, then
+  experiments.sample on it: the points are saved as float32 (not cast to uint8) with a scatter plot."""
+  workdir = tmp_path / "toy"
+  proc = _cli("--config=experiments/ddpm_toy2d.py:smoke", f"--workdir={workdir}", module="experiments.ddpm_toy2d")
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+  final = rows[-1]
+  assert final["step"] == 6 and np.isfinite(final["test/nll_nats"]) and final["test/true_entropy_nats"] > 1.6
+  assert 0 <= final["samples/modes_covered"] <= 8
+  out = tmp_path / "points.npz"
+  sample = _cli(f"--workdir={workdir}", "--num=50", f"--out={out}", module="experiments.sample")
+  assert sample.returncode == 0, sample.stderr[-3000:]
+  with np.load(out) as z:
+    assert z["points"].shape == (50, 2) and z["points"].dtype == np.float32 and "images" not in z
+    assert np.all(np.isfinite(z["points"])) and np.std(z["points"]) > 0.1
+  assert (tmp_path / "points.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _assert_quiet_start(stderr):

@@ -20,6 +20,7 @@ CASES = {
                                                "diffusion.loss_weighting": "min_snr", "diffusion.guidance": 2.0,
                                                "diffusion.sampler": "ddim", "diffusion.sample_steps": 10,
                                                "evals": ("sample_metrics", "vlb", "diffusion_classifier")}),
+    "ddpm_points_mlp": ("ddpm_toy2d", {}),
     "vae": ("vae_digits", {}),
     "gan_points": ("gan_toy2d", {}),
     "gan_conditional_spectral": ("dcgan_cifar", {"model.num_classes": 10, "model.d_norm": "spectral"}),
@@ -96,7 +97,7 @@ def test_family_conformance(case, tmp_path):
     assert any(not n.startswith(("train/", "perf/")) for n in names), "the evaluations wrote no metrics"
 
 
-EXPERIMENTS = ("ddpm_cifar", "vae_digits", "vae_cifar", "gan_toy2d", "dcgan_cifar", "glow_cifar", "realnvp_cifar",
+EXPERIMENTS = ("ddpm_cifar", "ddpm_toy2d", "vae_digits", "vae_cifar", "gan_toy2d", "dcgan_cifar", "glow_cifar", "realnvp_cifar",
                "flow_classifier", "flow_toy2d", "flow_inverse")
 
 
