@@ -16,6 +16,7 @@ DIFFUSION_DEFAULTS = dict(prediction="eps", loss_weighting="simple", min_snr_gam
                           sampler="ancestral", sample_steps=0, timestep_spacing="even", eta=0.0, guidance=0.0)
 MODEL_DEFAULTS = dict(num_classes=0, norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1.0, downsample_padding=0,
                       remat=False, dtype="float32")
+CLASSIFIER_SCORES = ("elbo", "eps_mse")    # jaxgen.diffusion.classifier: the ELBO, or Li et al.'s eps MSE
 COMPUTE_DTYPES = ("float32", "bfloat16")   # the U-Net's compute dtype; parameters and the optimizer stay float32
 
 
@@ -46,6 +47,9 @@ def timestep_subsequence(num_timesteps: int, steps: int, spacing: str = "even") 
 # The sampling options of DDPM.sample as command-line flags (experiments.sample, experiments.evaluate); unset
 # flags leave the run's own config.diffusion values.
 SAMPLING_FLAGS = ("sampler", "steps", "spacing", "eta", "guidance", "variance")
+# Each sampling option (a keyword argument of DDPM.sample) is the config.diffusion field of this name.
+SAMPLING_FIELDS = dict(sampler="sampler", steps="sample_steps", spacing="timestep_spacing", eta="eta",
+                       guidance="guidance", variance="variance")
 
 
 def define_sampling_flags() -> None:

@@ -40,8 +40,9 @@ def make_diffusion_classifier_eval(config, model, workdir: str):
   classifier_score 'elbo' or Li et al.'s 'eps_mse') vs an MLP with about
   as many parameters; test/classifier_accuracy, test/mlp_accuracy; classifier.json."""
   from jaxgen.diffusion.classifier import make_diffusion_classifier
-  steps = int(config.eval.get("classifier_timesteps", 50))
-  score = config.eval.get("classifier_score", "elbo")
+  from jaxgen.eval.config import DIFFUSION_CLASSIFIER_DEFAULTS as defaults
+  steps = int(config.eval.get("classifier_timesteps", defaults["classifier_timesteps"]))
+  score = config.eval.get("classifier_score", defaults["classifier_score"])
   return _generative_classifier_eval(
       config, model, workdir, "diffusion",
       lambda params, log_prior: make_diffusion_classifier(model, params, log_prior, num_timesteps=steps,

@@ -87,8 +87,13 @@ def test_config_diff_and_the_safe_fields():
   new = {"a": 1, "num_train_steps": 20, "eval": {"fid_samples": 6}, "model": {"ch_mult": (1, 2)}, "added": 4}
   assert provenance.config_diff(old, new) == {"eval.fid_samples": (5, 6), "gone": (3, "<absent>"),
                                               "num_train_steps": (10, 20)}
-  assert provenance.is_safe_to_resume("eval.fid_samples") and provenance.is_safe_to_resume("diffusion.sampler")
-  assert not provenance.is_safe_to_resume("gone") and not provenance.is_safe_to_resume("diffusion.num_timesteps")
+  assert provenance.is_safe_to_resume("eval.fid_samples") and provenance.is_safe_to_resume("diffusion.sampler", "ddpm")
+  assert not provenance.is_safe_to_resume("gone") and not provenance.is_safe_to_resume("diffusion.num_timesteps", "ddpm")
+  # a family's own safe fields (its registry entry) are safe for its runs only
+  assert provenance.is_safe_to_resume("gan.truncation", "gan") and not provenance.is_safe_to_resume("gan.truncation")
+  assert not provenance.is_safe_to_resume("diffusion.sampler", "gan")
+  assert not provenance.is_safe_to_resume("diffusion.sampler", "no_such_family")
+  assert provenance.is_safe_to_resume("model.remat", "ddpm") and not provenance.is_safe_to_resume("model.remat", "vae")
   assert not provenance.is_safe_to_resume("data.name") and not provenance.is_safe_to_resume("optim.learning_rate")
 
 
