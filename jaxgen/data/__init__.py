@@ -39,14 +39,14 @@ def load_split(config, split: str) -> Dict[str, np.ndarray]:
 
 def train_data_fn(config) -> Callable[[int], Iterator[Dict[str, Any]]]:
   """Prepare the training data now (fails within seconds if it cannot) and return
-  start_step -> iterator of process-local batches, chosen by the data set's kind."""
+  start_step -> iterator of process-local batches, chosen by the data set's kind. Assumes a validated config
+  (jaxgen.registry.validate_config checks data.pipeline)."""
   spec = get_dataset_spec(config.data.name)
   if spec.kind == "points":
     from jaxgen.data.toy2d import toy2d_iterator
     return lambda start_step: toy2d_iterator(spec.name, global_batch_size=config.batch_size, seed=config.seed,
                                              start_step=start_step)
   from jaxgen.data import streaming, tfds
-  streaming.check_pipeline(config.data)
   if config.data.get("pipeline", "memory") == "streaming":
     streaming.prepare(config.data)
     return lambda start_step: streaming.make_train_iterator(config.data, global_batch_size=config.batch_size,
