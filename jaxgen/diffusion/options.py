@@ -20,10 +20,24 @@ CLASSIFIER_SCORES = ("elbo", "eps_mse")    # jaxgen.diffusion.classifier: the EL
 COMPUTE_DTYPES = ("float32", "bfloat16")   # the U-Net's compute dtype; parameters and the optimizer stay float32
 
 
+MIN_TIMESTEPS = 2     # the reverse process's variance at t=0 is clipped to the posterior's at t=1 (Ho et al.)
+
+
+def check_num_timesteps(num_timesteps) -> None:
+  """diffusion.num_timesteps: an integer >= MIN_TIMESTEPS, else ValueError naming it. With T=1 there is no
+  posterior variance at t=1 to clip the log variance at t=0 to (jaxgen.diffusion.schedules), and one step is
+  no diffusion."""
+  if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) or \
+      num_timesteps < MIN_TIMESTEPS:
+    raise ValueError(f"diffusion.num_timesteps={num_timesteps!r} must be an integer >= {MIN_TIMESTEPS} (the "
+                     "log variance at t=0 is clipped to the posterior variance at t=1)")
+
+
 def timestep_subsequence(num_timesteps: int, steps: int, spacing: str = "even") -> np.ndarray:
   """`steps` increasing timestep indices in [0, T), always including T-1 (the sampler starts from pure noise)
   and 0 (it ends on the data). 'even': evenly spaced; 'quadratic': t_i ~ (i / (S-1))^2 (T-1), denser near the
   data (Song et al. 2021, used there for CIFAR-10). steps = 0 or T: every step."""
+  check_num_timesteps(num_timesteps)
   if spacing not in SPACINGS:
     raise ValueError(f"timestep spacing={spacing!r}; choose one of: {', '.join(SPACINGS)}")
   if steps == 0:
