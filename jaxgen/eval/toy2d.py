@@ -61,8 +61,8 @@ def make_flow_density_eval(config, flow, workdir=None):
 
 
 def save_density_figure(path, axis, density, samples, data, title=""):
-  from jaxgen.train.images import _pyplot
-  plt = _pyplot()
+  from jaxgen.train.images import pyplot
+  plt = pyplot()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig, ax = plt.subplots(1, 3, figsize=(9, 3.2))
   ext = (axis[0], axis[-1], axis[0], axis[-1])

@@ -209,11 +209,6 @@ def write_csv(path: str, manifest, rows, groups, metrics: Sequence[str]) -> None
                   *["" if v is None else v for v in stats], g["status"]])
 
 
-def _pyplot():
-  from jaxgen.train.images import _pyplot as pyplot
-  return pyplot()
-
-
 def _log_y(ax) -> None:
   """Log scale with plain tick labels (0.05, 0.1, not 5x10^-2)."""
   from matplotlib.ticker import FormatStrFormatter
@@ -232,7 +227,8 @@ def plot_metrics(path: str, manifest, groups, metrics: Sequence[str], x_field: s
   others = [f for f in fields if f != x_field]
   xs = [parse_value(v) for f, vals in manifest["grid"] if f == x_field for v in vals]
   numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-  plt = _pyplot()
+  from jaxgen.train.images import pyplot
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), dpi=100, squeeze=False)
   lines = {}
   for g in groups:
@@ -273,7 +269,8 @@ def plot_loss_curves(path: str, rows) -> Optional[str]:
   keys = sorted({k for r in rows for k in r["curve"]}, key=lambda k: (k != "train/loss", k))
   if not keys:
     return None
-  plt = _pyplot()
+  from jaxgen.train.images import pyplot
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 4), dpi=100, squeeze=False)
   groups = list(dict.fromkeys(r["group"] for r in rows))
   cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")

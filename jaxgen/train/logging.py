@@ -151,11 +151,12 @@ def format_progress(step: int, total: int, metrics: Dict[str, float], rates: Dic
   parts = [f"step {step}/{total}"]
   parts += [f"{k[len('train/'):]} {v:.5f}" for k, v in metrics.items() if k.startswith("train/") and k.endswith("loss")]
   if rates:
-    parts += [f"{rates['images_per_sec']:.1f} img/s", f"ETA {_hms(rates['eta_sec'])}"]
+    parts += [f"{rates['images_per_sec']:.1f} img/s", f"ETA {format_hms(rates['eta_sec'])}"]
   return " | ".join(parts)
 
 
-def _hms(seconds: float) -> str:
+def format_hms(seconds: float) -> str:
+  """'1:02:03' (or '2:03' under an hour) for a duration in seconds."""
   seconds = int(round(seconds))
   h, rem = divmod(seconds, 3600)
   m, s = divmod(rem, 60)
