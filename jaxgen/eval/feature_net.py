@@ -177,7 +177,7 @@ def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
   (deterministic) and cached. steps: training steps (default config.eval.feature_net_steps if set, else
   TRAIN_STEPS[name])."""
   from flax import serialization
-  from jaxgen.data import load_split
+  from jaxgen.data import load_heldout, load_split
   name = config.data.name
   heads_for(name)
   steps = steps or (config.get("eval", {}).get("feature_net_steps") if "eval" in config else None) or TRAIN_STEPS[name]
@@ -189,7 +189,7 @@ def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
     params = serialization.from_bytes(template["params"], open(params_path, "rb").read())
     return FeatureNet(name, params, info["test_accuracy"], cache=directory)
   print(f"training the {name} feature network ({steps} steps, once; cached in {directory})", flush=True)
-  train, test = load_split(config, "train"), load_split(config, "test")
+  train, test = load_split(config, "train"), load_heldout(config)
   model = train_feature_net(name, train, test, steps=steps)
   print(f"{name} feature network: held-out accuracy " +
         ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()), flush=True)

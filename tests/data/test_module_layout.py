@@ -49,3 +49,25 @@ def test_the_shared_helpers():
   from jaxgen.train.logging import format_hms
   assert pid_alive(os.getpid())
   assert format_hms(3723) == "1:02:03" and format_hms(125) == "2:05"
+
+
+def test_held_out_data_is_the_specs_evaluation_split(monkeypatch):
+  import dataclasses
+
+  import ml_collections
+
+  import jaxgen.data as data
+  spec = dataclasses.replace(data.get_dataset_spec("digits"), eval_split="validation")
+  monkeypatch.setattr(data, "get_dataset_spec", lambda name: spec)
+  asked = []
+  monkeypatch.setattr(data, "load_split", lambda config, split: asked.append(split) or {})
+  data.load_heldout(ml_collections.ConfigDict(dict(data=dict(name="digits"))))
+  assert asked == ["validation"]
+  # and no library module names the held-out split by a literal (jaxgen.data.load_heldout does it)
+  literal = []
+  for path in _library_files():
+    for node in ast.walk(ast.parse(open(path).read())):
+      if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "load_split"
+          and any(isinstance(a, ast.Constant) and a.value == "test" for a in node.args)):
+        literal.append(f"{path}:{node.lineno}")
+  assert not literal, literal
