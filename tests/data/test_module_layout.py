@@ -1,6 +1,7 @@
 """Helpers used across modules are public and live in one place: TensorFlow's import (jaxgen.data.tf_import,
 so jaxgen.data.ordering and jaxgen.data.tfds do not import each other), pyplot (jaxgen.train.images), a PID's
-liveness (jaxgen.train.lock) and durations (jaxgen.train.logging); no module imports another's private name."""
+liveness (jaxgen.train.lock) and durations (jaxgen.train.logging); no module imports another's private name;
+held-out data is read through the data spec's evaluation split (jaxgen.data.load_heldout)."""
 import ast
 import os
 
@@ -71,3 +72,4 @@ def test_held_out_data_is_the_specs_evaluation_split(monkeypatch):
           and any(isinstance(a, ast.Constant) and a.value == "test" for a in node.args)):
         literal.append(f"{path}:{node.lineno}")
   assert not literal, literal
+
