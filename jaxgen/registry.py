@@ -10,8 +10,8 @@ factory ((config, family, workdir) -> eval_fn(state, step) -> {metric: value}), 
 config.eval_every steps and at the end; 'final': at the end), the data kinds it applies to, its validator of the
 config fields it reads (config -> None, ValueError naming the field) and the metrics it logs (fnmatch patterns:
 'test/iwae*_bits_per_dim'). The sweep report's default metrics are the declared ones of a run's family and
-evaluations. A study is a command over a finished run (load_run), not a training run. Entries are 'module:function' strings, imported only when used, so looking a name up (and
-validating a config) needs neither JAX nor TensorFlow.
+evaluations. A study is a command over a finished run (load_run), not a training run. Entries are
+'module:function' strings, imported only when used, so looking a name up needs neither JAX nor TensorFlow.
 
 Adding a family: one entry here, a builder and validator in its package, evaluations in jaxgen/eval
 (docs/architecture.md walks through the DDPM as the example).
@@ -79,24 +79,25 @@ EVALS = {
                                 validate=_EVAL_CONFIG + "validate_sample_metrics",
                                 metrics=("samples/fid", "samples/kid", "samples/precision", "samples/recall",
                                          "samples/inception_score", "samples/classes_covered",
-                                         "samples/label_accuracy")),
+                                         "samples/label_accuracy", "samples/kid_std", "samples/inception_score_std")),
     "flow_heldout": EvalEntry("jaxgen.eval.likelihood:make_flow_heldout_eval", "periodic", ("image", "points"),
                               validate=_EVAL_CONFIG + "validate_batch_size",
                               metrics=("test/bits_per_dim", "test/nll_nats", "test/bits_per_dim_raw",
-                                       "test/nll_nats_raw")),
+                                       "test/nll_nats_raw", "test/num_examples")),
     "vlb": EvalEntry("jaxgen.eval.likelihood:make_ddpm_vlb_eval", "periodic",
                      validate=_EVAL_CONFIG + "validate_batch_size",
-                     metrics=("test/bits_per_dim", "test/vlb_*_bits_per_dim")),
+                     metrics=("test/bits_per_dim", "test/vlb_*_bits_per_dim", "test/num_examples")),
     "diffusion_classifier": EvalEntry("jaxgen.eval.studies:make_diffusion_classifier_eval", "final",
                                       validate=_EVAL_CONFIG + "validate_diffusion_classifier",
-                                      metrics=("test/classifier_accuracy", "test/mlp_accuracy")),
+                                      metrics=("test/classifier_accuracy", "test/mlp_accuracy",
+                                               "test/classifier_num_params", "test/mlp_num_params")),
     "vae_heldout": EvalEntry("jaxgen.eval.likelihood:make_vae_heldout_eval", "periodic",
                              validate=_EVAL_CONFIG + "validate_vae_heldout",
                              metrics=("test/elbo_bits_per_dim", "test/iwae*_bits_per_dim", "test/elbo_nats",
                                       "test/iwae*_nats")),
     "flow_density": EvalEntry("jaxgen.eval.toy2d:make_flow_density_eval", "periodic", ("points",),
                               validate=_EVAL_CONFIG + "validate_flow_density",
-                              metrics=("test/kl_nats", "test/grid_mass")),
+                              metrics=("test/kl_nats", "test/grid_mass", "test/true_entropy_nats")),
     "mode_coverage": EvalEntry("jaxgen.eval.toy2d:make_mode_coverage_eval", "periodic", ("points",),
                                datasets=("eight_gaussians",),
                                metrics=("samples/modes_covered", "samples/high_quality_fraction")),
@@ -106,7 +107,8 @@ EVALS = {
     "vae_figures": EvalEntry("jaxgen.eval.figures:make_vae_figures", "final"),
     "flow_classifier": EvalEntry("jaxgen.eval.studies:make_flow_classifier_eval", "final",
                                  validate=_EVAL_CONFIG + "validate_flow_classifier",
-                                 metrics=("test/classifier_accuracy", "test/mlp_accuracy")),
+                                 metrics=("test/classifier_accuracy", "test/mlp_accuracy", "test/classifier_num_params",
+                                          "test/mlp_num_params")),
 }
 
 STUDIES = {

@@ -37,7 +37,8 @@ class _nothing:
     ("ddpm_cifar", "smoke", {"eval__batch_size": 0}, r"eval.batch_size=0 must be an integer >= 1"),
     ("ddpm_cifar", "smoke", {"eval__feature_net_steps": -1}, r"eval.feature_net_steps=-1"),
     ("ddpm_cifar", "smoke", {"eval__sample_options": {"foo": 1}}, r"eval.sample_options=.*'foo' is not one of"),
-    ("ddpm_cifar", "smoke", {"eval__sample_options": {"steps": 51}}, r"eval.sample_options=.*diffusion.sample_steps=51"),
+    ("ddpm_cifar", "smoke", {"eval__sample_options": {"steps": 51}},
+     r"eval.sample_options=.*diffusion.sample_steps=51"),
     ("ddpm_cifar", "smoke", {"eval__sample_options": {"sampler": "euler"}}, r"diffusion.sampler='euler'"),
     ("vae_digits", "smoke", {"eval__num_iwae_samples": 0}, r"eval.num_iwae_samples=0 must be an integer >= 1"),
     ("vae_digits", "smoke", {"eval__iwae_chunk": 0}, r"eval.iwae_chunk=0"),
@@ -83,7 +84,8 @@ def test_every_evaluation_that_reads_config_fields_declares_a_validator_and_its_
 def test_sampling_options_are_applied_and_checked_by_the_family():
   config = _config("ddpm_cifar")
   out = registry.apply_sample_options(config, {"sampler": "ddim", "steps": 10, "spacing": "quadratic"})
-  assert (out.diffusion.sampler, out.diffusion.sample_steps, out.diffusion.timestep_spacing) == ("ddim", 10, "quadratic")
+  d = out.diffusion
+  assert (d.sampler, d.sample_steps, d.timestep_spacing) == ("ddim", 10, "quadratic")
   assert config.diffusion.sampler == "ancestral"                 # the caller's config is left as it was
   assert registry.apply_sample_options(config, {}) is config
   with pytest.raises(ValueError, match="guidance=2.0 needs a class-conditional model"):
