@@ -98,3 +98,21 @@ def test_sampling_options_are_applied_and_checked_by_the_family():
     registry.apply_sample_options(flow, {"temperature": 0})
   gan = _config("gan_toy2d")
   assert registry.apply_sample_options(gan, {"truncation": 0.5}).gan.truncation == 0.5
+
+
+def test_every_eval_field_the_evaluations_read_has_a_validator():
+  import os
+  import re
+  root = os.path.dirname(eval_config.__file__)
+  read = set()
+  for name in os.listdir(root):
+    if name.endswith(".py") and name != "config.py":
+      text = open(os.path.join(root, name)).read()
+      read |= set(re.findall(r"config\.eval\.(\w+)", text))
+      read |= set(re.findall(r"(?:config\.eval|get\(\"eval\", \{\}\))\.get\(\"(\w+)\"", text))
+      if "e = config.eval" in text:
+        read |= set(re.findall(r"\be\.(\w+)", text))
+  read -= {"get"}
+  assert {"fid_samples", "batch_size", "classifier_score", "num_iwae_samples", "sample_options"} <= read
+  checked = open(eval_config.__file__).read()
+  assert not [f for f in sorted(read) if f"eval.{f}" not in checked], "eval fields read but not validated"
