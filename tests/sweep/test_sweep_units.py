@@ -157,7 +157,8 @@ def test_report_default_metrics_are_the_runs_declared_ones(tmp_path):
   # no evaluation logged: the family's headline training metric; no config.json: any training loss
   train_only = ["train/grad_norm", "train/loss", "train/nll_nats"]
   assert report.default_metrics([row], train_only) == ["train/loss"]
-  assert report.default_metrics([{"workdir": str(tmp_path / "none")}], ["train/d_loss", "train/g_loss"]) == ["train/d_loss"]
+  no_config = [{"workdir": str(tmp_path / "none")}]
+  assert report.default_metrics(no_config, ["train/d_loss", "train/g_loss"]) == ["train/d_loss"]
   # a GAN's headline is its generator loss, as it declares
   json.dump({"config": {"family": "gan", "evals": []}}, open(os.path.join(point["workdir"], "config.json"), "w"))
   assert report.default_metrics([row], ["train/d_loss", "train/g_loss"]) == ["train/g_loss"]

@@ -88,7 +88,8 @@ def test_config_diff_and_the_safe_fields():
   assert provenance.config_diff(old, new) == {"eval.fid_samples": (5, 6), "gone": (3, "<absent>"),
                                               "num_train_steps": (10, 20)}
   assert provenance.is_safe_to_resume("eval.fid_samples") and provenance.is_safe_to_resume("diffusion.sampler", "ddpm")
-  assert not provenance.is_safe_to_resume("gone") and not provenance.is_safe_to_resume("diffusion.num_timesteps", "ddpm")
+  assert not provenance.is_safe_to_resume("gone")
+  assert not provenance.is_safe_to_resume("diffusion.num_timesteps", "ddpm")
   # a family's own safe fields (its registry entry) are safe for its runs only
   assert provenance.is_safe_to_resume("gan.truncation", "gan") and not provenance.is_safe_to_resume("gan.truncation")
   assert not provenance.is_safe_to_resume("diffusion.sampler", "gan")
