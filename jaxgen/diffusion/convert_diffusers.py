@@ -7,8 +7,7 @@ https://huggingface.co/google/ddpm-cifar10-32, e.g. `huggingface-cli download go
 --local-dir SRC_DIR`); `scheduler_config.json` is read from beside them, from `scheduler/` there or from one level
 up (a pipeline's layout, with the model in `unet/`, works too). DST becomes a run of `experiments.ddpm_cifar`
 (the 'paper' preset, jaxgen.diffusion.config.ddpm_config, with `config.model` and `config.diffusion` taken from
-the two config files) whose checkpoint,
-at step 0, holds params = EMA params = the converted weights and a fresh optimizer state; its config.json
+the two config files) whose checkpoint, at step 0, holds params = EMA params = the converted weights and a fresh optimizer state; its config.json
 records the conversion under `converted_from`. `jaxgen.train.run.load_run(DST)` restores it, so sampling and
 evaluation (experiments.evaluate) work on it as on a trained run.
 
