@@ -29,31 +29,17 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxgen.diffusion.options import DIFFUSION_DEFAULTS, MODEL_DEFAULTS
-from jaxgen.train.presets import PRESETS, base_config, cadence, smoke
+from jaxgen.diffusion.config import ddpm_config
+from jaxgen.train.presets import PRESETS, cadence, smoke
 
 PRESETS = PRESETS[:2] + ("quick_cond", "quick_shapes") + PRESETS[2:]   # paper, quick, quick_cond, quick_shapes, smoke
 QUICK_SHAPES_STEPS = 1200
 
 
 def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
-  c = base_config("ddpm", preset or "paper", PRESETS)
-  c.data.update(name="cifar10", random_flip=True)
-  # The CIFAR-10 network of the paper: 35.7M parameters.
-  c.model = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
-                 num_groups=32, **MODEL_DEFAULTS)
-  # Sampling defaults (sampler, sample_steps, ...) are what the grids and evaluations use; experiments.sample
-  # and experiments.evaluate --sample_options override them per call.
-  c.diffusion = dict(num_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-                     variance="fixed_large", clip_x0=True, **DIFFUSION_DEFAULTS)
-  c.optim.update(learning_rate=2e-4, warmup_steps=5000, grad_clip=1.0, ema_decay=0.9999)
-  c.batch_size = 128
-  c.keep_checkpoints = 3
-  c.baseline = dict(steps=3000)         # the MLP that the 'diffusion_classifier' evaluation compares with
-  c.eval.classifier_timesteps = 50      # timesteps of its ELBO estimate
-  c.eval.classifier_score = "elbo"      # or 'eps_mse' (Li et al. 2023), jaxgen.diffusion.classifier
-  c.num_samples = 64
-  cadence(c, steps=800_000, every=5000, sample_every=20_000, eval_every=0)
+  # paper: the library's DDPM config (jaxgen.diffusion.config: the 35.7M U-Net, T=1000 linear betas, Adam 2e-4,
+  # EMA 0.9999, batch 128, 800k steps; the converter of diffusers' weights starts from it too)
+  c = ddpm_config(preset or "paper", PRESETS)
 
   if preset in ("quick", "quick_cond"):
     # Bundled digits (8x8x1) and a small U-Net; no dropout (tiny data, short run, and cheaper on CPU).

@@ -2,6 +2,7 @@
 
   get_dataset_spec(name)           what a data set is (jaxgen.data.specs; no TensorFlow import)
   load_split(config, split)        a whole split in memory as numpy arrays, never a dropped remainder
+  load_heldout(config)             the data set's evaluation split (its spec's eval_split), as load_split
   train_data_fn(config)            start_step -> iterator of this process's training batches (exact resume)
   example_batch(config, batch)     the shapes and dtypes of a global training batch (jax.ShapeDtypeStruct)
 `config` is an experiment config (fields data.name, data.data_dir, data.download, data.random_flip, seed,
@@ -37,16 +38,22 @@ def load_split(config, split: str) -> Dict[str, np.ndarray]:
   return tfds.load_split_numpy(spec.name, split, config.data.get("data_dir"), download=config.data.get("download", True))
 
 
+def load_heldout(config) -> Dict[str, np.ndarray]:
+  """The held-out data every evaluation reads: load_split of the data set's evaluation split
+  (get_dataset_spec(name).eval_split; 'test' for the data sets jaxgen has today), never a literal name."""
+  return load_split(config, get_dataset_spec(config.data.name).eval_split)
+
+
 def train_data_fn(config) -> Callable[[int], Iterator[Dict[str, Any]]]:
   """Prepare the training data now (fails within seconds if it cannot) and return
-  start_step -> iterator of process-local batches, chosen by the data set's kind."""
+  start_step -> iterator of process-local batches, chosen by the data set's kind. Assumes a validated config
+  (jaxgen.registry.validate_config checks data.pipeline)."""
   spec = get_dataset_spec(config.data.name)
   if spec.kind == "points":
     from jaxgen.data.toy2d import toy2d_iterator
     return lambda start_step: toy2d_iterator(spec.name, global_batch_size=config.batch_size, seed=config.seed,
                                              start_step=start_step)
   from jaxgen.data import streaming, tfds
-  streaming.check_pipeline(config.data)
   if config.data.get("pipeline", "memory") == "streaming":
     streaming.prepare(config.data)
     return lambda start_step: streaming.make_train_iterator(config.data, global_batch_size=config.batch_size,

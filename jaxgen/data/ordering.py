@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _tf():
-  from jaxgen.data.tfds import _import_tf  # pylint: disable=import-outside-toplevel
-  return _import_tf()
+from jaxgen.data.tf_import import import_tf as _tf
 
 
 def count_examples(ds) -> int:

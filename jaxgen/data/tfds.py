@@ -20,6 +20,7 @@ import threading
 from typing import Any, Callable, Iterator, Optional
 
 from jaxgen.data.specs import DATASETS, DatasetSpec, get_dataset_spec  # noqa: F401  (re-exported)
+from jaxgen.data.tf_import import import_tf
 
 # name -> (module, TFDS builder class, builder config or None): the data sets jaxgen builds itself, offline.
 OFFLINE_BUILDERS = {
@@ -68,22 +69,6 @@ def network_available(host: str = DOWNLOAD_HOST, port: int = DOWNLOAD_PORT,
   return bool(ok)
 
 
-_TF = None
-
-
-def _import_tf():
-  """Imports TensorFlow once, hiding GPUs from it (JAX owns the accelerators)."""
-  global _TF
-  if _TF is None:
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    try:
-      tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TF already initialised its devices elsewhere
-      pass
-    _TF = tf
-  return _TF
-
-
 def _clean_data_dir(data_dir) -> Optional[str]:
   if data_dir is None or str(data_dir) == "":
     return None
@@ -103,7 +88,7 @@ def prepare(name: str, data_dir=None, download: bool = True, *,
   a fallback to other data.
   """
   spec = get_dataset_spec(name)
-  _import_tf()
+  import_tf()
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   data_dir = _clean_data_dir(data_dir)
   if name in OFFLINE_BUILDERS:
@@ -199,7 +184,7 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
 
   builder = prepare(spec.name, getattr(data_config, "data_dir", None),
                     bool(getattr(data_config, "download", True)))
-  tf = _import_tf()
+  tf = import_tf()
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   split = spec.train_split
   if process_count > 1:

@@ -14,9 +14,7 @@ import jax.numpy as jnp
 
 from jaxgen.data.image import uint8_to_signed_unit
 from jaxgen.diffusion import gaussian, parameterisation, samplers, vlb
-
-
-SCORES = ("elbo", "eps_mse")
+from jaxgen.diffusion.options import CLASSIFIER_SCORES as SCORES
 
 
 def make_diffusion_classifier(ddpm, params, log_prior, *, num_timesteps: int = 50, seed: int = 0,

@@ -6,8 +6,8 @@ SRC_DIR holds diffusers' `config.json` and `diffusion_pytorch_model.safetensors`
 https://huggingface.co/google/ddpm-cifar10-32, e.g. `huggingface-cli download google/ddpm-cifar10-32
 --local-dir SRC_DIR`); `scheduler_config.json` is read from beside them, from `scheduler/` there or from one level
 up (a pipeline's layout, with the model in `unet/`, works too). DST becomes a run of `experiments.ddpm_cifar`
-(the 'paper' preset with `config.model` and `config.diffusion` taken from the two config files) whose checkpoint,
-at step 0, holds params = EMA params = the converted weights and a fresh optimizer state; its config.json
+(the 'paper' preset, jaxgen.diffusion.config.ddpm_config, with `config.model` and `config.diffusion` taken from
+the two config files) whose checkpoint, at step 0, holds params = EMA params = the converted weights and a fresh optimizer state; its config.json
 records the conversion under `converted_from`. `jaxgen.train.run.load_run(DST)` restores it, so sampling and
 evaluation (experiments.evaluate) work on it as on a trained run.
 
@@ -318,14 +318,19 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
   return converted
 
 
+USAGE = ("usage: python -m jaxgen.diffusion.convert_diffusers SRC_DIR DST\n"
+         f"  SRC_DIR: diffusers' {CONFIG_FILE} and {WEIGHTS_FILE} (from {HUB_URL}); DST: the new run directory")
+
+
 def main(argv=None) -> int:
   """The command line: `python -m jaxgen.diffusion.convert_diffusers SRC_DIR DST`; 0, or 2 with one 'error:'
-  line on stderr."""
+  line (or the usage) on stderr; -h / --help: the usage and this module's description on stdout, 0."""
   argv = sys.argv[1:] if argv is None else list(argv)
+  if any(a in ("-h", "--help", "-help") for a in argv):
+    print(USAGE + "\n\n" + __doc__.strip(), flush=True)
+    return 0
   if len(argv) != 2 or argv[0].startswith("-"):
-    print("usage: python -m jaxgen.diffusion.convert_diffusers SRC_DIR DST\n"
-          f"  SRC_DIR: diffusers' {CONFIG_FILE} and {WEIGHTS_FILE} (from {HUB_URL}); DST: the new run directory",
-          file=sys.stderr)
+    print(USAGE, file=sys.stderr)
     return 2
   src, dst = argv
   try:

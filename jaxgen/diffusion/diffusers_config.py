@@ -5,12 +5,11 @@ refused with a ValueError naming the field, its value and what is allowed.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 CONFIG_FILE = "config.json"
 SCHEDULER_FILE = "scheduler_config.json"
-EXPERIMENT = "experiments.ddpm_cifar"
+EXPERIMENT = "experiments.ddpm_cifar"        # the experiment a converted run is recorded as (its 'paper' preset)
 
 # diffusers' UNet2DModel and DDPMScheduler defaults (diffusers 0.42): what a config file that leaves a field out
 # gets when diffusers loads it (the Hub's files are older and leave many out). The test checks them against
@@ -163,29 +162,13 @@ def diffusion_config_from_scheduler(config: Mapping[str, Any]) -> Dict[str, Any]
               prediction=PREDICTIONS[c["prediction_type"]])
 
 
-def _experiment_config():
-  """experiments.ddpm_cifar.get_config('paper') (from the repository next to the jaxgen package if the
-  `experiments` package is not importable)."""
-  try:
-    from experiments import ddpm_cifar
-  except ImportError:
-    import importlib.util
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "experiments", "ddpm_cifar.py")
-    if not os.path.exists(path):
-      raise ImportError(f"cannot import {EXPERIMENT} (nor find {path}): run the converter from the jaxgen "
-                        "repository root") from None
-    spec = importlib.util.spec_from_file_location("_jaxgen_ddpm_cifar", path)
-    ddpm_cifar = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ddpm_cifar)
-  return ddpm_cifar.get_config("paper")
-
-
 def run_config(model_config: Mapping[str, Any], scheduler_config: Optional[Mapping[str, Any]] = None):
-  """The converted run's config: ddpm_cifar's 'paper' preset, config.model from the model's config.json and
-  config.diffusion from scheduler_config.json (the preset's when None)."""
+  """The converted run's config: the library's DDPM config (jaxgen.diffusion.config.ddpm_config('paper'), the
+  'paper' preset of experiments.ddpm_cifar), config.model from the model's config.json and config.diffusion
+  from scheduler_config.json (the preset's when None)."""
   from jaxgen.data.specs import get_dataset_spec
-  config = _experiment_config()
+  from jaxgen.diffusion.config import ddpm_config
+  config = ddpm_config("paper")
   model = model_config_from_diffusers(model_config, get_dataset_spec(config.data.name).image_shape)
   with config.unlocked():
     config.model.update(model)

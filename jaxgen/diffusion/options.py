@@ -16,13 +16,28 @@ DIFFUSION_DEFAULTS = dict(prediction="eps", loss_weighting="simple", min_snr_gam
                           sampler="ancestral", sample_steps=0, timestep_spacing="even", eta=0.0, guidance=0.0)
 MODEL_DEFAULTS = dict(num_classes=0, norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1.0, downsample_padding=0,
                       remat=False, dtype="float32")
+CLASSIFIER_SCORES = ("elbo", "eps_mse")    # jaxgen.diffusion.classifier: the ELBO, or Li et al.'s eps MSE
 COMPUTE_DTYPES = ("float32", "bfloat16")   # the U-Net's compute dtype; parameters and the optimizer stay float32
+
+
+MIN_TIMESTEPS = 2     # the reverse process's variance at t=0 is clipped to the posterior's at t=1 (Ho et al.)
+
+
+def check_num_timesteps(num_timesteps) -> None:
+  """diffusion.num_timesteps: an integer >= MIN_TIMESTEPS, else ValueError naming it. With T=1 there is no
+  posterior variance at t=1 to clip the log variance at t=0 to (jaxgen.diffusion.schedules), and one step is
+  no diffusion."""
+  if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) or \
+      num_timesteps < MIN_TIMESTEPS:
+    raise ValueError(f"diffusion.num_timesteps={num_timesteps!r} must be an integer >= {MIN_TIMESTEPS} (the "
+                     "log variance at t=0 is clipped to the posterior variance at t=1)")
 
 
 def timestep_subsequence(num_timesteps: int, steps: int, spacing: str = "even") -> np.ndarray:
   """`steps` increasing timestep indices in [0, T), always including T-1 (the sampler starts from pure noise)
   and 0 (it ends on the data). 'even': evenly spaced; 'quadratic': t_i ~ (i / (S-1))^2 (T-1), denser near the
   data (Song et al. 2021, used there for CIFAR-10). steps = 0 or T: every step."""
+  check_num_timesteps(num_timesteps)
   if spacing not in SPACINGS:
     raise ValueError(f"timestep spacing={spacing!r}; choose one of: {', '.join(SPACINGS)}")
   if steps == 0:
@@ -46,6 +61,9 @@ def timestep_subsequence(num_timesteps: int, steps: int, spacing: str = "even") 
 # The sampling options of DDPM.sample as command-line flags (experiments.sample, experiments.evaluate); unset
 # flags leave the run's own config.diffusion values.
 SAMPLING_FLAGS = ("sampler", "steps", "spacing", "eta", "guidance", "variance")
+# Each sampling option (a keyword argument of DDPM.sample) is the config.diffusion field of this name.
+SAMPLING_FIELDS = dict(sampler="sampler", steps="sample_steps", spacing="timestep_spacing", eta="eta",
+                       guidance="guidance", variance="variance")
 
 
 def define_sampling_flags() -> None:

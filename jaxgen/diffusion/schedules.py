@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from jaxgen.diffusion.options import check_num_timesteps
+
 SCHEDULES = ("linear", "cosine")
 
 
@@ -64,8 +66,9 @@ class DiffusionSchedule:
 
 def diffusion_schedule_from_betas(betas: np.ndarray) -> DiffusionSchedule:
   betas = np.asarray(betas, dtype=np.float64)
-  if betas.ndim != 1 or betas.size == 0:
-    raise ValueError(f"betas must be a non-empty 1-D array, got shape {betas.shape}")
+  if betas.ndim != 1 or betas.size < 2:
+    raise ValueError(f"betas must be a 1-D array of at least 2 steps (the log variance at t=0 is clipped to the "
+                     f"posterior variance at t=1), got shape {betas.shape}")
   if not (np.all(betas > 0) and np.all(betas < 1)):
     raise ValueError(f"betas must lie in (0, 1), got min {betas.min()} and max {betas.max()}")
   alphas = 1.0 - betas
@@ -89,7 +92,7 @@ def diffusion_schedule_from_betas(betas: np.ndarray) -> DiffusionSchedule:
 
 
 def make_schedule(name: str, num_timesteps: int, **kwargs) -> DiffusionSchedule:
-  """E.g. `make_schedule('linear', 1000)` — the DDPM paper's schedule."""
-  if num_timesteps < 1:
-    raise ValueError(f"num_timesteps must be >= 1, got {num_timesteps}")
+  """E.g. `make_schedule('linear', 1000)` — the DDPM paper's schedule; num_timesteps >= 2
+  (jaxgen.diffusion.options.check_num_timesteps)."""
+  check_num_timesteps(num_timesteps)
   return diffusion_schedule_from_betas(make_betas(name, num_timesteps, **kwargs))

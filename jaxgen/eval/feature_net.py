@@ -125,24 +125,15 @@ def train_feature_net(name: str, train: Dict[str, np.ndarray], test: Dict[str, n
   heads = heads_for(name)
   net = FeatureCNN(heads)
   y_train, y_test = targets_for(name, train), targets_for(name, test)
+  from jaxgen.eval.minibatch import fit_by_minibatches
   params = net.init(jax.random.PRNGKey(seed), _to_input(train["image"][:2]))["params"]
-  tx = optax.adam(learning_rate)
-  opt = tx.init(params)
 
-  @jax.jit
-  def step(params, opt, x, ys):
-    def loss(p):
-      _, logits = net.apply({"params": p}, _to_input(x))
-      return sum(optax.softmax_cross_entropy_with_integer_labels(logits[k], ys[k]).mean() for k in heads)
-    g = jax.grad(loss)(params)
-    upd, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, upd), opt
+  def loss(p, batch):
+    _, logits = net.apply({"params": p}, _to_input(batch["image"]))
+    return sum(optax.softmax_cross_entropy_with_integer_labels(logits[k], batch[k]).mean() for k in heads)
 
-  order = np.random.default_rng(seed)
-  n = len(train["image"])
-  for _ in range(steps):
-    idx = order.integers(0, n, batch_size)
-    params, opt = step(params, opt, train["image"][idx], {k: v[idx] for k, v in y_train.items()})
+  params = fit_by_minibatches(loss, params, optax.adam(learning_rate), {"image": train["image"], **y_train},
+                              steps=steps, batch_size=batch_size, seed=seed)
   model = FeatureNet(name, params, {})
   pred = model.predict(test["image"])
   model.test_accuracy = {k: float(np.mean(pred[k] == y_test[k])) for k in heads}
@@ -177,7 +168,7 @@ def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
   (deterministic) and cached. steps: training steps (default config.eval.feature_net_steps if set, else
   TRAIN_STEPS[name])."""
   from flax import serialization
-  from jaxgen.data import load_split
+  from jaxgen.data import load_heldout, load_split
   name = config.data.name
   heads_for(name)
   steps = steps or (config.get("eval", {}).get("feature_net_steps") if "eval" in config else None) or TRAIN_STEPS[name]
@@ -189,7 +180,7 @@ def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
     params = serialization.from_bytes(template["params"], open(params_path, "rb").read())
     return FeatureNet(name, params, info["test_accuracy"], cache=directory)
   print(f"training the {name} feature network ({steps} steps, once; cached in {directory})", flush=True)
-  train, test = load_split(config, "train"), load_split(config, "test")
+  train, test = load_split(config, "train"), load_heldout(config)
   model = train_feature_net(name, train, test, steps=steps)
   print(f"{name} feature network: held-out accuracy " +
         ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()), flush=True)

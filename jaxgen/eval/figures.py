@@ -21,7 +21,7 @@ NUM_FIGURE_SAMPLES = 100
 
 
 def make_flow_figures(config, model, workdir):
-  from jaxgen.data import load_split
+  from jaxgen.data import load_heldout, load_split
   from jaxgen.eval import sample_metrics as sm
   from jaxgen.flows.latent import class_mean_latents, interpolate, manipulate
   from jaxgen.train.family import grid_labels
@@ -45,7 +45,7 @@ def make_flow_figures(config, model, workdir):
                                   prefix=f"samples/T{t:g}/"))
     if model.num_classes:
       return results
-    test, train = load_split(config, "test"), load_split(config, "train")
+    test, train = load_heldout(config), load_split(config, "train")
     n = 8
     strip = interpolate(model, params, test["image"][:n], test["image"][n:2 * n], 8)
     save_image_grid(os.path.join(out_dir, "interpolations.png"), np.asarray(strip).reshape((-1,) + strip.shape[2:]),
@@ -65,8 +65,8 @@ def make_flow_figures(config, model, workdir):
 
 
 def make_vae_figures(config, vae, workdir, num: int = 50):
-  from jaxgen.data import load_split
-  images = load_split(config, "test")["image"]
+  from jaxgen.data import load_heldout
+  images = load_heldout(config)["image"]
   reconstruct = jax.jit(vae.reconstruct)
   sample = jax.jit(vae.sample, static_argnums=2)
   interpolate = jax.jit(vae.interpolate, static_argnums=4)

@@ -40,8 +40,8 @@ def make_flow_heldout_eval(config, flow, workdir=None):
   """eval_fn(state, step): bits/dim of every held-out image (flows of images) or NLL in nats of the fixed
   held-out points (2-D flows), EMA params and raw params, the remainder never dropped; compiled once, with the
   parameters as an argument."""
-  from jaxgen.data import load_split
-  spec_split = load_split(config, _eval_split(config))
+  from jaxgen.data import load_heldout
+  spec_split = load_heldout(config)
   batch_size = config.eval.batch_size
   if flow.is_image:
     nll = jax.jit(lambda p, b, k: flow.nll(p, b["image"], k, b["label"] if flow.num_classes else None))
@@ -64,8 +64,8 @@ def make_vae_heldout_eval(config, vae, workdir=None):
   """eval_fn(state, step): ELBO and IWAE(k) of the EMA params on the whole held-out split, in bits/dim and in
   nats per image (one fixed binarisation / dequantisation draw per image)."""
   import jax.numpy as jnp
-  from jaxgen.data import load_split
-  test = {"image": load_split(config, _eval_split(config))["image"]}
+  from jaxgen.data import load_heldout
+  test = {"image": load_heldout(config)["image"]}
   e = config.eval
   k = e.num_iwae_samples
 
@@ -84,11 +84,6 @@ def make_vae_heldout_eval(config, vae, workdir=None):
   return eval_fn
 
 
-def _eval_split(config) -> str:
-  from jaxgen.data import get_dataset_spec
-  return get_dataset_spec(config.data.name).eval_split
-
-
 def make_ddpm_vlb_eval(config, ddpm, workdir=None):
   """eval_fn(state, step): the variational bound (jaxgen.diffusion.vlb) of the EMA params on the whole held-out
   split with its prior, KL and decoder parts; one fixed noise draw per example and timestep (the same at every
@@ -98,8 +93,8 @@ def make_ddpm_vlb_eval(config, ddpm, workdir=None):
   network passes per example: on digits' quick model (T=500) about a minute for the 300 test images."""
   import math
 
-  from jaxgen.data import load_split
-  test = load_split(config, _eval_split(config))
+  from jaxgen.data import load_heldout
+  test = load_heldout(config)
   feature = ddpm.codec.feature
   arrays = {k: test[k] for k in (feature,) + tuple(ddpm.cond_features)}
   discrete = ddpm.codec.bins > 0

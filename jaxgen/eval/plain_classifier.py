@@ -22,25 +22,17 @@ def train_mlp_classifier(x_train, y_train, x_test, y_test, *, hidden: int, num_c
                          batch_size: int = 128, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
                          seed: int = 0) -> dict:
   """Train on (x_train, y_train) (pixels in [0, 1]); returns test accuracy and the parameter count."""
+  from jaxgen.eval.minibatch import fit_by_minibatches
   from jaxgen.nn.conditioners import MLPClassifier
   from jaxgen.nn.unet import count_params
   net = MLPClassifier(hidden, num_classes)
   x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
   params = net.init(jax.random.PRNGKey(seed), x_train[:1])["params"]
-  tx = optax.adamw(learning_rate, weight_decay=weight_decay)
-  opt = tx.init(params)
 
-  @jax.jit
-  def step(params, opt, x, y):
-    def loss(p):
-      return optax.softmax_cross_entropy_with_integer_labels(net.apply({"params": p}, x), y).mean()
-    g = jax.grad(loss)(params)
-    upd, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, upd), opt
+  def loss(p, batch):
+    return optax.softmax_cross_entropy_with_integer_labels(net.apply({"params": p}, batch["x"]), batch["y"]).mean()
 
-  rng = np.random.default_rng(seed)
-  for _ in range(steps):
-    idx = rng.integers(0, len(x_train), batch_size)
-    params, opt = step(params, opt, x_train[idx], np.asarray(y_train)[idx])
+  params = fit_by_minibatches(loss, params, optax.adamw(learning_rate, weight_decay=weight_decay),
+                              {"x": x_train, "y": np.asarray(y_train)}, steps=steps, batch_size=batch_size, seed=seed)
   pred = np.asarray(jnp.argmax(net.apply({"params": params}, x_test), axis=1))
   return {"test_accuracy": float(np.mean(pred == np.asarray(y_test))), "num_params": count_params(params)}

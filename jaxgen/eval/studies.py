@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.data import load_split
+from jaxgen.data import load_heldout, load_split
 from jaxgen.flows import inverse as inv
 from jaxgen.flows.classifier import empirical_log_prior, make_flow_classifier
 
@@ -40,8 +40,9 @@ def make_diffusion_classifier_eval(config, model, workdir: str):
   classifier_score 'elbo' or Li et al.'s 'eps_mse') vs an MLP with about
   as many parameters; test/classifier_accuracy, test/mlp_accuracy; classifier.json."""
   from jaxgen.diffusion.classifier import make_diffusion_classifier
-  steps = int(config.eval.get("classifier_timesteps", 50))
-  score = config.eval.get("classifier_score", "elbo")
+  from jaxgen.eval.config import DIFFUSION_CLASSIFIER_DEFAULTS as defaults
+  steps = int(config.eval.get("classifier_timesteps", defaults["classifier_timesteps"]))
+  score = config.eval.get("classifier_score", defaults["classifier_score"])
   return _generative_classifier_eval(
       config, model, workdir, "diffusion",
       lambda params, log_prior: make_diffusion_classifier(model, params, log_prior, num_timesteps=steps,
@@ -54,7 +55,7 @@ def _generative_classifier_eval(config, model, workdir: str, kind: str, make_cla
   from jaxgen.nn.unet import count_params
 
   def eval_fn(state, step):
-    train, test = load_split(config, "train"), load_split(config, "test")
+    train, test = load_split(config, "train"), load_heldout(config)
     log_prior = empirical_log_prior(train["label"], model.num_classes)
     classify = make_classify(state.ema_params, log_prior)
     bs = config.eval.batch_size
@@ -91,7 +92,7 @@ def run_inverse_problems(data_config, c, model, params, workdir: str, *, seed: i
   with settings `c` (config.inverse): PSNRs of MAP, posterior samples and baselines."""
   from jaxgen.train.images import save_image_grid
   config = data_config
-  test, train = load_split(config, "test"), load_split(config, "train")
+  test, train = load_heldout(config), load_split(config, "train")
   x01 = jnp.asarray(test["image"], jnp.float32) / 255.0
   fill = float(np.asarray(train["image"], np.float32).mean() / 255.0)
   mask_np = inv.block_mask(x01.shape[1:], c.block)

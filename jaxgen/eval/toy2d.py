@@ -32,10 +32,10 @@ def make_mode_coverage_eval(config, gan, workdir=None):
 
 
 def make_flow_density_eval(config, flow, workdir=None):
-  from jaxgen.data import load_split
+  from jaxgen.data import load_heldout
   from jaxgen.data.toy2d import eight_gaussians_entropy, eight_gaussians_log_prob
   name = config.data.name
-  test = load_split(config, "test")
+  test = load_heldout(config)
   lim, n = config.eval.grid_limit, config.eval.grid_size
   axis = np.linspace(-lim, lim, n, dtype=np.float32)
   grid = {"points": np.stack(np.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)}
@@ -61,8 +61,8 @@ def make_flow_density_eval(config, flow, workdir=None):
 
 
 def save_density_figure(path, axis, density, samples, data, title=""):
-  from jaxgen.train.images import _pyplot
-  plt = _pyplot()
+  from jaxgen.train.images import pyplot
+  plt = pyplot()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig, ax = plt.subplots(1, 3, figsize=(9, 3.2))
   ext = (axis[0], axis[-1], axis[0], axis[-1])

@@ -84,6 +84,22 @@ def validate_flow_config(config) -> None:
   _image_bijector(m, spec.image_shape, nc)     # geometry checks (squeezes vs image size)
 
 
+SAMPLING_OPTIONS = ("temperature",)        # keyword arguments of FlowModel.sample
+
+
+def apply_sample_options(config, options):
+  """The flow family's sampling options (jaxgen.registry.FAMILIES['flow'].sample_options): `temperature` (> 0,
+  the scale of the latent noise; no config field holds it). Returns `config`; ValueError naming the option."""
+  import math
+  unknown = sorted(set(options) - set(SAMPLING_OPTIONS))
+  if unknown:
+    raise ValueError(f"sampling option {unknown[0]!r} is not one of the flows': {', '.join(SAMPLING_OPTIONS)}")
+  t = options.get("temperature", 1.0)
+  if isinstance(t, bool) or not isinstance(t, (int, float)) or not (t > 0 and math.isfinite(t)):
+    raise ValueError(f"sampling option temperature={t!r} must be a finite number > 0")
+  return config
+
+
 def _alternating(coupling, n: int):
   """n couplings with alternating parity: Repeat over pairs (lax.scan) plus one more if n is odd."""
   parts = []

@@ -51,7 +51,8 @@ def _report_parser():
   p.add_argument("--root", required=True)
   p.add_argument("--metric", action="append", default=[],
                  help="a metric to tabulate and plot (repeatable or comma-separated; the first picks the best row; "
-                 "default: samples/fid or the first logged, then every samples/* and test/* metric)")
+                 "default: the metrics the runs' family and evaluations declare in jaxgen.registry, headline first, then "
+                 "every other samples/* and test/* metric)")
   p.add_argument("--x", dest="x_field", help="the swept field to plot against (default: the first with >1 value)")
   p.add_argument("--mode", choices=("min", "max"), help="whether a lower or a higher first metric is better "
                  "(default: known from the name, e.g. fid: min, accuracy: max)")

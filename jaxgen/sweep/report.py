@@ -7,7 +7,9 @@ Writes under ROOT:
   metrics_vs_<field>.png  the chosen metrics against a swept field, error bars = std over seeds, one line per
                       combination of the other swept fields
   loss_curves.png     the training loss of every point, one colour per grid point
-A point's final metrics are the last logged value of each metric in its metrics.jsonl. No JAX is imported.
+A point's final metrics are the last logged value of each metric in its metrics.jsonl. Without --metric the
+table shows the metrics the run's family and evaluations declare (jaxgen.registry: the first one logged is the
+one the best row is chosen by), then any other held-out or sample metric logged. No JAX is imported.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import json
 import math
 import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from jaxgen import registry
 from jaxgen.sweep.grid import SweepError, parse_value
 from jaxgen.sweep.runner import FINISHED, MANIFEST, latest_checkpoint, point_status, progress_of
 
@@ -25,7 +28,6 @@ from jaxgen.sweep.runner import FINISHED, MANIFEST, latest_checkpoint, point_sta
 LOWER_IS_BETTER = ("fid", "kid", "loss", "bits_per_dim", "nll", "error", "reconstruction_error", "rmse")
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "inception_score", "modes_covered", "high_quality_fraction",
                     "classes_covered", "label_accuracy", "elbo", "log_likelihood")
-DEFAULT_METRICS = ("samples/fid", "test/bits_per_dim", "test/nll", "samples/modes_covered", "train/loss")
 
 
 def metric_mode(metric: str, mode: Optional[str] = None) -> str:
@@ -39,6 +41,32 @@ def metric_mode(metric: str, mode: Optional[str] = None) -> str:
   if any(last == n or last.endswith("_" + n) for n in HIGHER_IS_BETTER):
     return "max"
   raise SweepError(f"is a lower or a higher {metric} better? say it with --mode=min or --mode=max")
+
+
+def declared_metrics(rows) -> Tuple[str, ...]:
+  """The metric patterns the sweep's runs declare (jaxgen.registry.declared_metrics of the family and evaluations
+  in the first point's config.json that has one); () when no point has written its config yet."""
+  for r in rows:
+    try:
+      with open(os.path.join(r["workdir"], "config.json")) as f:
+        config = json.load(f).get("config", {})
+    except (FileNotFoundError, json.JSONDecodeError):
+      continue
+    return registry.declared_metrics(config.get("family"), config.get("evals") or ())
+  return ()
+
+
+def default_metrics(rows, present: Sequence[str]) -> List[str]:
+  """The table's metrics when none are asked for: the evaluations' declared metrics that were logged (the
+  headline first), then any other 'samples/' or 'test/' metric logged ('*_std' left out); when no evaluation
+  logged any, the family's declared headline training metric (else any training loss, else the first metric)."""
+  declared = [m for m in registry.match_metrics(declared_metrics(rows), present) if not m.endswith("_std")]
+  evaluated = lambda m: m.startswith(("samples/", "test/")) and not m.endswith("_std")   # noqa: E731
+  held = [m for m in dict.fromkeys(declared + list(present)) if evaluated(m)]
+  if held:
+    return held
+  losses = [m for m in present if m.startswith("train/") and m.endswith("loss")]
+  return declared[:1] or losses[:1] or list(present[:1])
 
 
 def _metrics(path: str):
@@ -82,7 +110,7 @@ def collect(root: str):
     except (FileNotFoundError, json.JSONDecodeError):
       pass
     status = point_status(workdir)
-    rows.append({"name": p["name"], "group": p["group"], "seed": p["seed"],
+    rows.append({"name": p["name"], "group": p["group"], "seed": p["seed"], "workdir": workdir,
                  "values": {f: parse_value(v) for f, v in p["values"]}, "texts": dict(p["values"]),
                  "status": status,
                  "step": latest_checkpoint(workdir), "total": manifest.get("num_train_steps", {}).get(p["name"]),
@@ -181,11 +209,6 @@ def write_csv(path: str, manifest, rows, groups, metrics: Sequence[str]) -> None
                   *["" if v is None else v for v in stats], g["status"]])
 
 
-def _pyplot():
-  from jaxgen.train.images import _pyplot as pyplot
-  return pyplot()
-
-
 def _log_y(ax) -> None:
   """Log scale with plain tick labels (0.05, 0.1, not 5x10^-2)."""
   from matplotlib.ticker import FormatStrFormatter
@@ -204,7 +227,8 @@ def plot_metrics(path: str, manifest, groups, metrics: Sequence[str], x_field: s
   others = [f for f in fields if f != x_field]
   xs = [parse_value(v) for f, vals in manifest["grid"] if f == x_field for v in vals]
   numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-  plt = _pyplot()
+  from jaxgen.train.images import pyplot
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), dpi=100, squeeze=False)
   lines = {}
   for g in groups:
@@ -245,7 +269,8 @@ def plot_loss_curves(path: str, rows) -> Optional[str]:
   keys = sorted({k for r in rows for k in r["curve"]}, key=lambda k: (k != "train/loss", k))
   if not keys:
     return None
-  plt = _pyplot()
+  from jaxgen.train.images import pyplot
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 4), dpi=100, squeeze=False)
   groups = list(dict.fromkeys(r["group"] for r in rows))
   cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
@@ -285,9 +310,7 @@ def report(root: str, metrics: Sequence[str] = (), x_field: Optional[str] = None
     if missing and present:
       raise SweepError(f"--metric={missing[0]}: no point logged it; the points logged: {', '.join(present)}")
   else:
-    metrics = [m for m in DEFAULT_METRICS if m in present][:1] or present[:1]
-    metrics += [m for m in present if m.startswith(("samples/", "test/")) and not m.endswith("_std")
-                and m not in metrics]
+    metrics = default_metrics(rows, present)
   metrics = list(metrics)
   primary_mode = metric_mode(metrics[0], mode) if metrics else "min"
   fields = [f for f, _ in manifest["grid"]]

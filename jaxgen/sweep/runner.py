@@ -27,6 +27,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from jaxgen.sweep.grid import Point, SweepError
+from jaxgen.train.logging import format_hms  # numpy only
 
 STATUS_FILE = "sweep_status.json"
 LOG_FILE = "sweep.log"
@@ -54,9 +55,9 @@ def _read_json(path: str):
 
 
 def _alive(pid) -> bool:
-  from jaxgen.train.lock import _alive as alive
+  from jaxgen.train.lock import pid_alive
   try:
-    return alive(int(pid))
+    return pid_alive(int(pid))
   except (ValueError, TypeError):            # no PID recorded
     return False
 
@@ -250,9 +251,6 @@ class _Running:
     self.terminated = False
 
 
-from jaxgen.train.logging import _hms  # noqa: E402  (numpy only)
-
-
 def _wait_for_lock(workdir: str, timeout: float) -> Optional[str]:
   """Wait while a live process holds the point's workdir lock (a point of a killed runner still saving); the
   holder's description if it still holds it after `timeout`."""
@@ -333,7 +331,7 @@ def run(sweep: Sweep, points: Sequence[Point], *, workers: int = 1, pin: bool = 
         if status == FINISHED:
           done_now += 1
           durations.append(elapsed)
-          say(f"[done] {r.point.name} in {_hms(elapsed)} ({finished_before + done_now}/{len(points)} done)")
+          say(f"[done] {r.point.name} in {format_hms(elapsed)} ({finished_before + done_now}/{len(points)} done)")
         elif status == "interrupted":
           say(f"[stopped] {r.point.name} (exit {rc}); {progress_of(_log_path(sweep, r.point)) or 'no progress yet'}")
         else:
@@ -347,9 +345,9 @@ def run(sweep: Sweep, points: Sequence[Point], *, workers: int = 1, pin: bool = 
         eta = ""
         if durations:
           left = len(pending) + len(running)
-          eta = f"; ETA ~{_hms(sum(durations) / len(durations) * left / len(slots))}"
+          eta = f"; ETA ~{format_hms(sum(durations) / len(durations) * left / len(slots))}"
         say(f"sweep: {finished_before + done_now}/{len(points)} done, {len(failed)} failed, running: {now}; "
-            f"{len(pending)} waiting; elapsed {_hms(time.monotonic() - t0)}{eta}")
+            f"{len(pending)} waiting; elapsed {format_hms(time.monotonic() - t0)}{eta}")
   finally:
     for s, h in old_handlers.items():
       signal.signal(s, h)

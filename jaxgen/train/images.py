@@ -56,7 +56,7 @@ def save_samples_figure(path: str, samples, kind: Optional[str] = None, referenc
 
 def save_scatter(path: str, points, reference=None, title: str = "", limit: float = 3.0) -> str:
   """2-D points (N, 2) over optional reference points, e.g. generator samples over the data."""
-  plt = _pyplot()
+  plt = pyplot()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
   if reference is not None:
@@ -73,7 +73,8 @@ def save_scatter(path: str, points, reference=None, title: str = "", limit: floa
   return path
 
 
-def _pyplot():
+def pyplot():
+  """matplotlib.pyplot with the non-interactive Agg backend (figures are only ever written to files)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -92,7 +93,7 @@ def plot_loss_curves(metrics_path: str, out_path: str) -> Optional[str]:
   keys = sorted({k for r in rows for k in r if k.startswith("train/") and k.endswith("loss")})
   if not keys:
     return None
-  plt = _pyplot()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
   positive = True
   for k in keys:

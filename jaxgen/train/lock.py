@@ -23,7 +23,8 @@ class WorkdirLocked(RuntimeError):
   """Another live run holds the workdir."""
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+  """Whether a process with this PID runs on this host (one we may not signal counts as running)."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
@@ -57,7 +58,7 @@ class WorkdirLock:
         if other is None:                      # half-written or unreadable: a crashed writer; retry once
           self._remove_stale(other)
           continue
-        if other.get("host") == me["host"] and not _alive(int(other.get("pid", -1))):
+        if other.get("host") == me["host"] and not pid_alive(int(other.get("pid", -1))):
           log.warning("workdir lock %s was held by PID %s (started %s), which is no longer running; taking it over",
                       self.path, other.get("pid"), other.get("start_time"))
           print(f"warning: taking over the lock of a dead run (PID {other.get('pid')}, started "

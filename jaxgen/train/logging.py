@@ -123,12 +123,26 @@ def _truncate_event_files(logdir: str, step: int) -> None:
     os.replace(tmp, path)
 
 
-class Progress:
-  """Throughput and ETA from wall time between reports (the first, compiling step is excluded)."""
+# The throughput's name and its unit in the progress line, by the data's kind (jaxgen.data.specs: 'image' or
+# 'points'): perf/images_per_sec for images, perf/examples_per_sec for points.
+THROUGHPUT = {"image": ("images_per_sec", "img/s"), "points": ("examples_per_sec", "ex/s")}
 
-  def __init__(self, total_steps: int, start_step: int, batch_size: int):
+
+def throughput_name(kind: Optional[str]) -> str:
+  """'images_per_sec' (images, and an unknown kind: the trainer's default) or 'examples_per_sec' (points)."""
+  return THROUGHPUT.get(kind or "image", THROUGHPUT["image"])[0]
+
+
+class Progress:
+  """Throughput and ETA from wall time between reports (the first, compiling step is excluded). The throughput
+  is named by the data's `kind` (THROUGHPUT: images_per_sec, examples_per_sec for points)."""
+
+  def __init__(self, total_steps: int, start_step: int, batch_size: int, kind: Optional[str] = "image"):
+    if kind is not None and kind not in THROUGHPUT:
+      raise ValueError(f"kind={kind!r}; choose one of: {', '.join(THROUGHPUT)}")
     self.total = total_steps
     self.batch_size = batch_size
+    self.rate_name = throughput_name(kind)
     self._t = None
     self._step = start_step
 
@@ -142,7 +156,7 @@ class Progress:
       return {}
     steps_per_sec = (step - self._step) / (now - self._t)
     self._t, self._step = now, step
-    return {"steps_per_sec": steps_per_sec, "images_per_sec": steps_per_sec * self.batch_size,
+    return {"steps_per_sec": steps_per_sec, self.rate_name: steps_per_sec * self.batch_size,
             "eta_sec": (self.total - step) / max(steps_per_sec, 1e-9)}
 
 
@@ -151,11 +165,13 @@ def format_progress(step: int, total: int, metrics: Dict[str, float], rates: Dic
   parts = [f"step {step}/{total}"]
   parts += [f"{k[len('train/'):]} {v:.5f}" for k, v in metrics.items() if k.startswith("train/") and k.endswith("loss")]
   if rates:
-    parts += [f"{rates['images_per_sec']:.1f} img/s", f"ETA {_hms(rates['eta_sec'])}"]
+    name, unit = next((n, u) for n, u in THROUGHPUT.values() if n in rates)
+    parts += [f"{rates[name]:.1f} {unit}", f"ETA {format_hms(rates['eta_sec'])}"]
   return " | ".join(parts)
 
 
-def _hms(seconds: float) -> str:
+def format_hms(seconds: float) -> str:
+  """'1:02:03' (or '2:03' under an hour) for a duration in seconds."""
   seconds = int(round(seconds))
   h, rem = divmod(seconds, 3600)
   m, s = divmod(rem, 60)

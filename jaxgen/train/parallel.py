@@ -78,10 +78,6 @@ def make_mesh(config=None) -> Mesh:
   return Mesh(np.asarray(jax.devices()).reshape(-1, k), (DATA_AXIS, MODEL_AXIS))
 
 
-def data_axis_size(mesh: Mesh) -> int:
-  return mesh.shape[DATA_AXIS]
-
-
 def leaf_spec(shape, mesh: Mesh, min_size: int) -> P:
   """The FSDP rule for one tensor: split its largest axis that all devices (else the 'data' axis) divide."""
   if not shape or int(np.prod(shape)) < max(min_size, 1):

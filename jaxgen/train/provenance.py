@@ -10,8 +10,9 @@ Every start of a training run records, in its workdir:
   provenance/start_<k>.diff   `git diff HEAD` (and the untracked files' names) when the tree was dirty.
 
 A rerun on a workdir that holds a checkpoint must use the run's config: `check_config_change` names the fields
-that differ and refuses unless every one of them is in SAFE_TO_RESUME (how long to train, how often to log,
-checkpoint, sample and evaluate, where the data live, how to sample) or the user passes --allow_config_change.
+that differ and refuses unless every one of them is safe to resume (SAFE_TO_RESUME, the trainer's: how long to
+train, how often to log, checkpoint, sample and evaluate, where the data live; and the family's own,
+jaxgen.registry.FAMILIES[family].safe_to_resume: how it samples) or the user passes --allow_config_change.
 """
 from __future__ import annotations
 
@@ -24,17 +25,14 @@ import subprocess
 import sys
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-# Fields a resumed run may change: they decide how long it trains, how often it reports, checkpoints, samples and
-# evaluates, where the data are read from and how samples are drawn, not what the parameters are trained on.
+# Fields of the trainer's a resumed run may change: they decide how long it trains, how often it reports,
+# checkpoints, samples and evaluates and where the data are read from, not what the parameters are trained on.
+# A family adds its own (how its samples are drawn) in its registry entry's safe_to_resume.
 SAFE_TO_RESUME = (
     "num_train_steps", "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "num_samples",
     "eval_every", "evals", "eval.*", "baseline.*", "tensorboard", "xla_cpu_fast_conv",
     "parallel.*",                       # how the state lies on the devices: a checkpoint restores into any layout
-    "model.remat",                      # recompute activations in the backward pass: same parameters and results
     "data.data_dir", "data.download",
-    # sampling only (jaxgen.diffusion.options; the GAN's truncation)
-    "diffusion.sampler", "diffusion.sample_steps", "diffusion.timestep_spacing", "diffusion.eta",
-    "diffusion.guidance", "diffusion.variance", "diffusion.clip_x0", "gan.truncation",
 )
 
 PACKAGES = ("jaxgen", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "chex", "tensorflow-datasets",
@@ -45,8 +43,16 @@ ENV_VARS = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_PRNG_IM
             "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "JAXGEN_SWEEP_POINT")
 
 
-def is_safe_to_resume(field: str) -> bool:
-  return any(fnmatch.fnmatchcase(field, pattern) for pattern in SAFE_TO_RESUME)
+def safe_to_resume(family: Optional[str]) -> Tuple[str, ...]:
+  """The field patterns a resumed run of `family` may change: the trainer's, then the family's declared ones
+  (an unknown family: the trainer's only)."""
+  from jaxgen import registry
+  entry = registry.FAMILIES.get(family) if isinstance(family, str) else None
+  return SAFE_TO_RESUME + (entry.safe_to_resume if entry else ())
+
+
+def is_safe_to_resume(field: str, family: Optional[str] = None) -> bool:
+  return any(fnmatch.fnmatchcase(field, pattern) for pattern in safe_to_resume(family))
 
 
 # -- what is recorded -------------------------------------------------------------------------------------------
@@ -181,7 +187,7 @@ def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool
   """Compare `new_config` with the config of the run in `workdir` (when it has a checkpoint).
 
   Returns {field: [old, new]} of the changes made (empty when none or when there is nothing to resume);
-  raises ConfigChanged naming the fields unless each is SAFE_TO_RESUME or `allow`.
+  raises ConfigChanged naming the fields unless each is safe to resume for the run's family or `allow`.
   """
   path = os.path.join(workdir, "config.json")
   if not (os.path.exists(path) and has_checkpoint(workdir)):
@@ -191,7 +197,8 @@ def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool
   if "config" not in record:
     return {}
   changes = config_diff(record["config"], new_config)
-  unsafe = {k: v for k, v in changes.items() if not is_safe_to_resume(k)}
+  family = record["config"].get("family")
+  unsafe = {k: v for k, v in changes.items() if not is_safe_to_resume(k, family)}
   listed = lambda d: ", ".join(f"{k} {_show(o)} -> {_show(n)}" for k, (o, n) in d.items())
   if unsafe and not allow:
     raise ConfigChanged(

@@ -7,8 +7,9 @@
   start's provenance, 4. prepare the data (fails within seconds if it cannot), 5. train the family with the shared trainer, or,
   for a study config, run the study over a finished run.
 `load_run(workdir)` reads the config.json a run wrote (it names the experiment and preset), rebuilds the family
-through the registry and restores the state of the latest (or a given) checkpoint: the sample, evaluate and
-sweep commands use it, and so does a family that takes a frozen part of another run.
+through the registry and restores the state of the latest (or a given) checkpoint: the sample and evaluate
+commands and the flow_inverse study use it, and so will a family that takes a frozen part of another run. (The
+sweep does not: it runs experiments' command lines and reads their workdirs' files.)
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Build a VAE from an ml_collections config; `validate_vae_config` runs first (nothing compiled).
 
 Config fields read here: data.name, model.{kind ('mlp' | 'conv'), latent_dim, hidden, channels, likelihood,
-beta}, eval.{num_iwae_samples, iwae_chunk, batch_size} (the held-out evaluation, jaxgen.eval.heldout). The
+beta}. The held-out evaluation's eval.{num_iwae_samples, iwae_chunk, batch_size} are checked by its own
+validator (jaxgen.eval.config.validate_vae_heldout, evaluation jaxgen.eval.likelihood.make_vae_heldout_eval); the
 trainer reads the rest (see experiments/vae_digits.py).
 """
 from __future__ import annotations
@@ -32,10 +33,6 @@ def validate_vae_config(config) -> None:
     check_conv_shape(spec.image_shape, tuple(m.channels))
   elif not m.hidden or min(m.hidden) < 1:
     raise ValueError(f"model.hidden={tuple(m.hidden)} must be a non-empty list of positive widths")
-  e = config.eval
-  if e.num_iwae_samples < 1 or e.iwae_chunk < 1 or e.batch_size < 1:
-    raise ValueError(f"eval.num_iwae_samples={e.num_iwae_samples}, eval.iwae_chunk={e.iwae_chunk} and "
-                     f"eval.batch_size={e.batch_size} must all be >= 1")
 
 
 def make_vae(config):

@@ -241,3 +241,13 @@ def test_bad_config_is_refused_before_reading_weights(tmp_path):
   (src / cd.WEIGHTS_FILE).write_bytes(b"not read")
   with pytest.raises(ValueError, match="act_fn='mish' cannot be converted"):
     cd.convert(str(src), str(tmp_path / "run"))
+
+
+def test_help_prints_the_usage_and_exits_0():
+  import subprocess
+  import sys
+  proc = subprocess.run([sys.executable, "-m", "jaxgen.diffusion.convert_diffusers", "--help"], capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.startswith("usage: python -m jaxgen.diffusion.convert_diffusers SRC_DIR DST")
+  assert "scheduler_config.json" in proc.stdout and cd.HUB_URL in proc.stdout and not proc.stderr.strip()

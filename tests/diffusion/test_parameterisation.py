@@ -65,3 +65,18 @@ def test_bad_names_are_named():
     P.loss_weights(SCHED, "score", "simple")
   with pytest.raises(ValueError, match="loss_weighting='p2'; choose one of: simple, snr, min_snr"):
     P.loss_weights(SCHED, "eps", "p2")
+
+
+def test_eps_from_x0_inverts_q_sample_and_matches_the_ddim_samplers_formula():
+  # the eps the DDIM sampler recomputes after clipping x0 (jaxgen.diffusion.samplers.ddim_sample)
+  rng = np.random.default_rng(1)
+  x0, noise = rng.uniform(-1, 1, (5, 6)), rng.normal(size=(5, 6))
+  a, s = _alpha_sigma64(T)
+  xt = jnp.asarray(a * x0 + s * noise, jnp.float32)
+  t = jnp.asarray(T)
+  eps = P.eps_from_x0(SCHED, xt, t, jnp.asarray(x0, jnp.float32))
+  keep = T > 0                                       # sigma_0 is tiny: eps is ill-conditioned there
+  np.testing.assert_allclose(np.asarray(eps)[keep], noise[keep], rtol=1e-3, atol=2e-3)
+  inline = (xt - jnp.asarray(SCHED.sqrt_alphas_cumprod)[t][:, None] * jnp.asarray(x0, jnp.float32)) / \
+      jnp.asarray(SCHED.sqrt_one_minus_alphas_cumprod)[t][:, None]
+  np.testing.assert_allclose(np.asarray(eps), np.asarray(inline), rtol=1e-6, atol=1e-6)

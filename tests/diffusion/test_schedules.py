@@ -65,3 +65,20 @@ def test_bad_schedule_inputs():
     schedules.make_schedule("linear", 0)
   with pytest.raises(ValueError, match=r"\(0, 1\)"):
     schedules.diffusion_schedule_from_betas(np.array([0.1, 1.5]))
+
+
+def test_one_timestep_is_refused_with_the_field_named():
+  # T=1 has no posterior variance at t=1 to clip t=0's to: refused before any IndexError, at validation time
+  with pytest.raises(ValueError, match=r"diffusion.num_timesteps=1 must be an integer >= 2"):
+    schedules.make_schedule("linear", 1)
+  with pytest.raises(ValueError, match="at least 2 steps"):
+    schedules.diffusion_schedule_from_betas(np.array([0.1]))
+  from experiments import ddpm_cifar
+  from jaxgen.diffusion.build import validate_ddpm_config
+  config = ddpm_cifar.get_config("smoke")
+  config.diffusion.num_timesteps = 1
+  with pytest.raises(ValueError, match=r"diffusion.num_timesteps=1 must be an integer >= 2"):
+    validate_ddpm_config(config)
+  config.diffusion.num_timesteps = 2
+  validate_ddpm_config(config)
+  assert schedules.make_schedule("linear", 2).num_timesteps == 2

@@ -141,3 +141,24 @@ def test_report_means_stds_best_row_and_unfinished_points(tmp_path):
   assert report.metric_mode("test/classifier_accuracy") == "max" and report.metric_mode("test/bits_per_dim") == "min"
   with pytest.raises(grid.SweepError, match="--mode=min or --mode=max"):
     report.metric_mode("samples/weird")
+
+
+def test_report_default_metrics_are_the_runs_declared_ones(tmp_path):
+  # a flow run on 2-D points: its evaluations log test/nll_nats and test/kl_nats (no 'test/nll' exists)
+  rows = [{"step": 10, "train/loss": 1.2, "train/nll_nats": 1.2},
+          {"step": 10, "test/grid_mass": 0.99, "test/kl_nats": 0.1, "test/nll_nats": 2.9, "test/nll_nats_raw": 3.0}]
+  point = _fake_point(str(tmp_path), "seed=0", [], 0, "done", rows)
+  json.dump({"config": {"family": "flow", "evals": ["flow_heldout", "flow_density"]}},
+            open(os.path.join(point["workdir"], "config.json"), "w"))
+  present = sorted(k for r in rows for k in r if k != "step")
+  row = {"workdir": point["workdir"]}
+  assert report.default_metrics([row], present)[:3] == ["test/nll_nats", "test/nll_nats_raw", "test/kl_nats"]
+  assert "train/loss" not in report.default_metrics([row], present)
+  # no evaluation logged: the family's headline training metric; no config.json: any training loss
+  train_only = ["train/grad_norm", "train/loss", "train/nll_nats"]
+  assert report.default_metrics([row], train_only) == ["train/loss"]
+  no_config = [{"workdir": str(tmp_path / "none")}]
+  assert report.default_metrics(no_config, ["train/d_loss", "train/g_loss"]) == ["train/d_loss"]
+  # a GAN's headline is its generator loss, as it declares
+  json.dump({"config": {"family": "gan", "evals": []}}, open(os.path.join(point["workdir"], "config.json"), "w"))
+  assert report.default_metrics([row], ["train/d_loss", "train/g_loss"]) == ["train/g_loss"]

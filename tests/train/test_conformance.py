@@ -2,8 +2,10 @@
 init and two train steps through the trainer's optimizer path, a checkpoint, resume equal to an uninterrupted run,
 samples of the right shape and range, metric names in the '<section>/<name>' scheme, and logged learning rates
 that are the optimizer's."""
+import fnmatch
 import importlib
 import json
+import os
 
 import jax
 import numpy as np
@@ -59,6 +61,9 @@ def test_family_conformance(case, tmp_path):
   config = _config(module, overrides, steps=2)
   family, straight = _train(config, tmp_path / "straight", with_evals=True)
   assert isinstance(family, (Family, MultiStepFamily))
+  entry = registry.family_entry(config.family)
+  groups = trainer.param_groups(family)        # what the registry declares for it, then any the config adds
+  assert groups[:len(entry.param_groups)] == entry.param_groups
   assert not hasattr(family, "train_step") and not hasattr(family, "make_optimizer")   # the trainer owns the update
   assert int(straight.step) == 2
 
@@ -84,6 +89,10 @@ def test_family_conformance(case, tmp_path):
   names = {k for r in rows for k in r if k != "step"}
   assert names and all(METRIC_NAME.match(n) for n in names), sorted(names)
   assert any(n.startswith("train/") and n.endswith("loss") for n in names)
+  # every metric is declared: the family's training metrics, the evaluations', or the trainer's own
+  declared = registry.declared_metrics(config.family, config.evals) + TRAINER_METRICS
+  undeclared = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in declared)]
+  assert not undeclared, f"metrics not declared in jaxgen.registry: {undeclared}"
   opt = straight.opt
   for group in opt.groups:
     key = "train/learning_rate" if len(opt.groups) == 1 else f"train/learning_rate/{group}"
@@ -97,8 +106,22 @@ def test_family_conformance(case, tmp_path):
     assert any(not n.startswith(("train/", "perf/")) for n in names), "the evaluations wrote no metrics"
 
 
-EXPERIMENTS = ("ddpm_cifar", "ddpm_toy2d", "vae_digits", "vae_cifar", "gan_toy2d", "dcgan_cifar", "glow_cifar", "realnvp_cifar",
-               "flow_classifier", "flow_toy2d", "flow_inverse")
+# Logged by the trainer for every family (jaxgen.train.step, .logging), not declared per family.
+TRAINER_METRICS = ("train/grad_norm*", "train/learning_rate*", "train/finite", "perf/*")
+
+
+def _experiment_modules():
+  """Every experiments/*.py that defines get_config (an experiment; sample.py and evaluate.py are commands)."""
+  root = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "experiments")
+  return sorted(name[:-3] for name in os.listdir(root)
+                if name.endswith(".py") and "\ndef get_config(" in open(os.path.join(root, name)).read())
+
+
+EXPERIMENTS = _experiment_modules()
+
+
+def test_the_experiments_are_found():
+  assert len(EXPERIMENTS) >= 10 and "ddpm_cifar" in EXPERIMENTS and "sample" not in EXPERIMENTS
 
 
 @pytest.mark.parametrize("module", EXPERIMENTS)
@@ -111,4 +134,4 @@ def test_every_preset_of_every_experiment_validates(module):
       assert config.study in registry.STUDIES
       continue
     registry.validate_config(config)
-    assert set(config.optim.groups) <= {"generator", "discriminator"}
+    assert set(config.optim.groups) <= set(registry.family_entry(config.family).param_groups)

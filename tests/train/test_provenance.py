@@ -87,8 +87,14 @@ def test_config_diff_and_the_safe_fields():
   new = {"a": 1, "num_train_steps": 20, "eval": {"fid_samples": 6}, "model": {"ch_mult": (1, 2)}, "added": 4}
   assert provenance.config_diff(old, new) == {"eval.fid_samples": (5, 6), "gone": (3, "<absent>"),
                                               "num_train_steps": (10, 20)}
-  assert provenance.is_safe_to_resume("eval.fid_samples") and provenance.is_safe_to_resume("diffusion.sampler")
-  assert not provenance.is_safe_to_resume("gone") and not provenance.is_safe_to_resume("diffusion.num_timesteps")
+  assert provenance.is_safe_to_resume("eval.fid_samples") and provenance.is_safe_to_resume("diffusion.sampler", "ddpm")
+  assert not provenance.is_safe_to_resume("gone")
+  assert not provenance.is_safe_to_resume("diffusion.num_timesteps", "ddpm")
+  # a family's own safe fields (its registry entry) are safe for its runs only
+  assert provenance.is_safe_to_resume("gan.truncation", "gan") and not provenance.is_safe_to_resume("gan.truncation")
+  assert not provenance.is_safe_to_resume("diffusion.sampler", "gan")
+  assert not provenance.is_safe_to_resume("diffusion.sampler", "no_such_family")
+  assert provenance.is_safe_to_resume("model.remat", "ddpm") and not provenance.is_safe_to_resume("model.remat", "vae")
   assert not provenance.is_safe_to_resume("data.name") and not provenance.is_safe_to_resume("optim.learning_rate")
 
 
@@ -111,3 +117,23 @@ def test_git_state_of_a_dirty_tree(tmp_path):
   assert "-x = 1" in diff and "+x = 2" in diff and "# untracked: new.py" in diff
   info, _ = provenance.git_state(str(tmp_path))
   assert info["repo"] is None and "not in a git checkout" in info["note"]
+
+
+def test_the_runs_family_decides_its_own_safe_fields(tmp_path, capsys):
+  # a workdir with a checkpoint and a config.json: the change check reads the run's family from it
+  def workdir(family, **config):
+    d = tmp_path / family
+    (d / "checkpoints" / "1").mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"config": dict(family=family, **config)}))
+    return str(d)
+  ddpm = workdir("ddpm", diffusion={"sampler": "ancestral", "num_timesteps": 50})
+  changes = provenance.check_config_change(ddpm, {"family": "ddpm", "diffusion": {"sampler": "ddim",
+                                                                                  "num_timesteps": 50}})
+  assert changes == {"diffusion.sampler": ["ancestral", "ddim"]} and "safe to resume" in capsys.readouterr().out
+  with pytest.raises(provenance.ConfigChanged, match="diffusion.num_timesteps 50 -> 10"):
+    provenance.check_config_change(ddpm, {"family": "ddpm", "diffusion": {"sampler": "ancestral", "num_timesteps": 10}})
+  gan = workdir("gan", gan={"truncation": 0.0})
+  assert provenance.check_config_change(gan, {"family": "gan", "gan": {"truncation": 0.5}})
+  vae = workdir("vae", gan={"truncation": 0.0})            # not a GAN run: its safe fields do not apply
+  with pytest.raises(provenance.ConfigChanged, match="gan.truncation"):
+    provenance.check_config_change(vae, {"family": "vae", "gan": {"truncation": 0.5}})
