@@ -88,9 +88,6 @@ def _flatten(d, prefix=""):
 def _check(record, family_name):
   if FLAGS.num < 1 or FLAGS.batch < 1:
     _fail(f"--num={FLAGS.num} and --batch={FLAGS.batch} must be >= 1")
-  given = list(sampling_options(FLAGS))
-  if given and family_name != "ddpm":
-    _fail(f"--{given[0]} is a diffusion sampling option; the run in {FLAGS.workdir} is a {family_name!r} run")
   if FLAGS.out and not FLAGS.out.endswith(".npz"):
     _fail(f"--out={FLAGS.out} must end in .npz (a PNG grid is written beside it)")
   given = [f for f in ("label", "caption", "captions") if FLAGS[f].value is not None]
@@ -147,13 +144,8 @@ def main(argv):
   from jaxgen.train.run import load_run
   changed = {k: v for k, v in _flatten(config.to_dict()).items() if _flatten(original).get(k) != v}
   try:
-    if config.get("family") == "ddpm":                      # the sampler settings, checked before any compile
-      from jaxgen.diffusion.build import validate_ddpm_config
-      check = FLAGS.config.copy_and_resolve_references()
-      for k, v in options.items():
-        key = {"steps": "sample_steps", "spacing": "timestep_spacing"}.get(k, k)
-        check.diffusion[key] = v
-      validate_ddpm_config(check)
+    from jaxgen import registry
+    registry.apply_sample_options(FLAGS.config, options)    # the family's own options, before any compile
     run = load_run(FLAGS.workdir, step=FLAGS.step, overrides=changed)
     tag = "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(options.items()))
     tag += f"_label{FLAGS.label}" if FLAGS.label is not None else ""

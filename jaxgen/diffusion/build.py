@@ -88,8 +88,7 @@ def validate_ddpm_config(config) -> None:
   d = config.diffusion
   if d.beta_schedule not in schedules.SCHEDULES:
     raise ValueError(f"diffusion.beta_schedule={d.beta_schedule!r}; choose one of: {', '.join(schedules.SCHEDULES)}")
-  if d.num_timesteps < 1:
-    raise ValueError(f"diffusion.num_timesteps={d.num_timesteps} must be >= 1")
+  opts.check_num_timesteps(d.num_timesteps)
   if d.variance not in opts.VARIANCES:
     raise ValueError(f"diffusion.variance={d.variance!r}; choose one of: {', '.join(opts.VARIANCES)}")
   if d.beta_schedule == "linear" and not 0 < d.beta_start <= d.beta_end < 1:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import gaussian
+from jaxgen.diffusion import gaussian, parameterisation
 from jaxgen.diffusion.schedules import DiffusionSchedule, diffusion_schedule_from_betas
 
 from jaxgen.diffusion.options import SAMPLERS, SPACINGS, VARIANCES, timestep_subsequence  # noqa: F401
@@ -154,8 +154,7 @@ def ddim_sample(schedule: DiffusionSchedule, model_fn: Callable, rng, shape, *, 
     eps, x0 = model_fn(x, t)
     if clip_x0:
       x0 = jnp.clip(x0, -1.0, 1.0)
-      eps = (x - gaussian.extract(schedule.sqrt_alphas_cumprod, t, x.ndim) * x0) / \
-          gaussian.extract(schedule.sqrt_one_minus_alphas_cumprod, t, x.ndim)
+      eps = parameterisation.eps_from_x0(schedule, x, t, x0)
     out = c_x0[i] * x0 + c_eps[i] * eps
     if eta > 0:
       out = out + c_noise[i] * jax.random.normal(jax.random.fold_in(loop_rng, ts_dev[i]), shape, jnp.float32)

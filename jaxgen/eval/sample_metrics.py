@@ -316,7 +316,9 @@ def evaluate_run(workdir: str, *, num: int, chunk: int = 500, sample_options: Op
   from jaxgen.train.logging import MetricWriter
   from jaxgen.train.run import load_run
   # The run's own training evaluations are not needed here (and may name evaluations this version lacks).
+  from jaxgen import registry
   run = load_run(workdir, overrides={"evals": ()})
+  registry.apply_sample_options(run.config, dict(sample_options or {}))   # the family's rules, before sampling
   space_name = feature_space_for(run.config.data.name)
   if inception_weights:
     run.config.eval.inception_weights = inception_weights

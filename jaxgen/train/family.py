@@ -47,9 +47,3 @@ class MultiStepFamily(Protocol):
 
 
 from jaxgen.conditions import grid_labels  # noqa: E402,F401  (the grid's classes; kept importable from here)
-
-
-def check_metric_names(names) -> None:
-  bad = [n for n in names if n != "step" and not METRIC_NAME.match(n)]
-  if bad:
-    raise ValueError(f"metric names {bad} do not follow '<section>/<name>' with section in {METRIC_SECTIONS}")

@@ -312,7 +312,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
       _print(True, f"wrote {path}")
 
   eval_every = config.get("eval_every", 0) if eval_fn is not None else 0
-  progress = Progress(total, start_step, config.batch_size)
+  progress = Progress(total, start_step, config.batch_size, kind=sample_kind)
   step, window = start_step, []        # window: (step, device metrics) since the last boundary
 
   def check_window():
