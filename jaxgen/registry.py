@@ -167,6 +167,24 @@ def apply_sample_options(config, options: Dict):
   return resolve(entry.sample_options)(config, dict(options))
 
 
+def options_to_config(config, options: Dict, section: str, fields: Dict[str, str], validate: Callable, what: str):
+  """A copy of `config` with each sampling option set in its field of config.<section> (`fields`: option ->
+  field) and checked by the family's validator `validate`, so each field's rule lives in one place; ValueError
+  naming the unknown option or the bad value. The families' `sample_options` functions are this."""
+  unknown = sorted(set(options) - set(fields))
+  if unknown:
+    raise ValueError(f"sampling option {unknown[0]!r} is not one of the {what}'s: {', '.join(fields)}")
+  out = config.copy_and_resolve_references()
+  with out.unlocked():
+    for name, value in options.items():
+      try:
+        out[section][fields[name]] = value
+      except TypeError as e:                     # ml_collections' type check: a string for an int, ...
+        raise ValueError(f"sampling option {name}={value!r} ({section}.{fields[name]}): {e}") from None
+  validate(out)
+  return out
+
+
 def declared_metrics(family: str, evals: Iterable[str] = ()) -> Tuple[str, ...]:
   """The metric patterns a run of `family` with evaluations `evals` logs: the evaluations' (in order), then
   the family's training metrics. Unknown names contribute nothing."""

@@ -12,16 +12,5 @@ def apply_sample_options(config, options):
   """A copy of `config` with `options` ({'sampler': 'ddim', 'steps': 50, ...}) set in config.diffusion and
   validated; ValueError naming the unknown option or the bad field."""
   from jaxgen.diffusion.build import validate_ddpm_config
-  unknown = sorted(set(options) - set(SAMPLING_FIELDS))
-  if unknown:
-    raise ValueError(f"sampling option {unknown[0]!r} is not one of the DDPM's: {', '.join(SAMPLING_FIELDS)}")
-  out = config.copy_and_resolve_references()
-  with out.unlocked():
-    for name, value in options.items():
-      field = SAMPLING_FIELDS[name]
-      try:
-        out.diffusion[field] = value
-      except TypeError as e:                     # ml_collections' type check: a string for an int, ...
-        raise ValueError(f"sampling option {name}={value!r} (diffusion.{field}): {e}") from None
-  validate_ddpm_config(out)
-  return out
+  from jaxgen.registry import options_to_config
+  return options_to_config(config, options, "diffusion", SAMPLING_FIELDS, validate_ddpm_config, "DDPM")

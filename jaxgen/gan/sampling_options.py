@@ -10,15 +10,5 @@ def apply_sample_options(config, options):
   """A copy of `config` with `options` ({'truncation': 0.7}) set in config.gan and validated; ValueError naming
   the unknown option or the bad field."""
   from jaxgen.gan.build import validate_gan_config
-  unknown = sorted(set(options) - set(SAMPLING_FIELDS))
-  if unknown:
-    raise ValueError(f"sampling option {unknown[0]!r} is not one of the GAN's: {', '.join(SAMPLING_FIELDS)}")
-  out = config.copy_and_resolve_references()
-  with out.unlocked():
-    for name, value in options.items():
-      try:
-        out.gan[SAMPLING_FIELDS[name]] = value
-      except TypeError as e:
-        raise ValueError(f"sampling option {name}={value!r} (gan.{SAMPLING_FIELDS[name]}): {e}") from None
-  validate_gan_config(out)
-  return out
+  from jaxgen.registry import options_to_config
+  return options_to_config(config, options, "gan", SAMPLING_FIELDS, validate_gan_config, "GAN")

@@ -7,10 +7,14 @@ D). The trainer owns everything else: the optimizer of each parameter group, cli
 counter, the non-finite check, checkpoints, logging and sample grids (jaxgen.train.step, .trainer).
 
 Optional members, read with getattr:
-  param_groups: tuple[str, ...]     trainable groups, default ('default',); config.optim.groups.<g> sets each
+  param_groups: tuple[str, ...]     trainable groups, default ('default',), any names; config.optim.groups.<g>
   param_labels(params) -> labels    a pytree of group names like params; 'frozen' and 'buffer' are not trained
-  sample(params, rng, num, labels=None) -> samples   images in [-1, 1] (N, H, W, C) or points (N, D)
-  num_classes: int                  > 0: class-conditional; `sample` takes integer labels (N,)
+  ema_groups: tuple[str, ...]       the groups the EMA averages (default: every trainable group)
+  frozen_parts: {name: FrozenPart}  sub-trees restored from other runs, merged into the params the family
+                                    sees, never trained or saved (jaxgen.train.frozen)
+  cond_features, cond_nulls, default_cond(num)   the condition it reads from a batch (jaxgen.conditions)
+  sample(params, rng, num, cond=None, **options) -> samples   images in [-1, 1] (N, H, W, C) or vectors (N, D)
+  num_classes: int                  > 0: class-conditional (cond['label'])
 Metrics returned by `loss`/`update` are scalars with plain names ('loss', 'd_loss', 'bits_per_dim'); the
 trainer logs them as 'train/<name>'. Evaluations (jaxgen.eval) return names '<section>/<name>' with section
 one of METRIC_SECTIONS.
@@ -43,7 +47,9 @@ class MultiStepFamily(Protocol):
 
   def update(self, state, batch: Dict[str, Any], rng: jax.Array, opt) -> Tuple[Any, Dict[str, jax.Array]]:
     """One train step through `opt.optimize(state, grads, groups=(...))` (jaxgen.train.step.StepContext)
-    for each group; no EMA, no step counter: the trainer does both after it."""
+    for each group (several times for n_critic), buffers through `opt.refresh_buffers`, the params with the
+    frozen parts merged in through `opt.params(state)`; step-dependent behaviour reads `state.step`. No EMA,
+    no step counter: the trainer does both after it."""
 
 
 from jaxgen.conditions import grid_labels  # noqa: E402,F401  (the grid's classes; kept importable from here)

@@ -5,8 +5,9 @@ A family labels every leaf of its params pytree with a group name (`param_labels
 global-norm clipping over that group's gradients, its settings taken from `config.optim` and overridden per
 group by `config.optim.groups.<group>` (e.g. a GAN's generator and discriminator learning rates). Two labels
 are not trained:
-  'frozen'  constants and frozen networks (Glow's permutation and signs, a stage-one autoencoder): the
-            optimizer never touches them (no update, no weight decay, no state) and the EMA copies them;
+  'frozen'  constants saved with the run (Glow's permutation and signs): the optimizer never touches them
+            (no update, no weight decay, no state) and the EMA copies them (networks restored from another
+            run are frozen parts instead, kept out of the state: jaxgen.train.frozen);
   'buffer'  values the family's own forward pass refreshes (spectral-norm power-iteration vectors), written
             through `StepContext.refresh_buffers`, never by the optimizer.
 The state layout is optax.partition's (each group's transformation under `optax.masked` with its mask), and
