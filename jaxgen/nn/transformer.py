@@ -150,14 +150,31 @@ class TransformerBlock(nn.Module):
     return x + h
 
 
+class _ScannedBlock(nn.Module):
+  """One TransformerBlock as an nn.scan body: (carry x, broadcast inputs) -> (x, None)."""
+  block: dict
+  causal: bool
+
+  @nn.compact
+  def __call__(self, x, context, mask, context_mask):
+    return TransformerBlock(**self.block, name="block")(x, context, mask=mask, context_mask=context_mask,
+                                                        causal=self.causal), None
+
+
 class Transformer(nn.Module):
-  """A stack of `depth` TransformerBlocks of the same settings (blocks named block_0 .. block_{depth-1})."""
+  """A stack of `depth` TransformerBlocks of the same settings.
+
+  scan=False: blocks named block_0 .. block_{depth-1}. scan=True: one block under `nn.scan`, its parameters
+  stacked on a leading depth axis under 'blocks/block' (one block compiled instead of `depth`); the same
+  function of the same parameters (stack block_i's along axis 0).
+  """
   depth: int
   num_heads: int
   mlp_ratio: float = 4.0
   cross_attention: bool = False
   activation: str = "gelu"
   norm_eps: float = 1e-5
+  scan: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -165,10 +182,16 @@ class Transformer(nn.Module):
                context_mask: Optional[jnp.ndarray] = None, causal: bool = False) -> jnp.ndarray:
     if self.depth < 1:
       raise ValueError(f"Transformer depth={self.depth} must be >= 1")
+    block = dict(num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, cross_attention=self.cross_attention,
+                 activation=self.activation, norm_eps=self.norm_eps, dtype=self.dtype)
+    if self.scan:
+      stack = nn.scan(_ScannedBlock, variable_axes={"params": 0}, split_rngs={"params": True},
+                      in_axes=(nn.broadcast, nn.broadcast, nn.broadcast), length=self.depth)
+      x, _ = stack(block, causal, name="blocks")(x, context, mask, context_mask)
+      return x
     for i in range(self.depth):
-      x = TransformerBlock(self.num_heads, self.mlp_ratio, self.cross_attention, self.activation, self.norm_eps,
-                           self.dtype, name=f"block_{i}")(x, context, mask=mask, context_mask=context_mask,
-                                                         causal=causal)
+      x = TransformerBlock(**block, name=f"block_{i}")(x, context, mask=mask, context_mask=context_mask,
+                                                       causal=causal)
     return x
 
 
@@ -205,6 +228,7 @@ class TextEncoder(nn.Module):
   mlp_ratio: float = 4.0
   activation: str = "gelu"
   norm_eps: float = 1e-5
+  scan: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -218,7 +242,7 @@ class TextEncoder(nn.Module):
     pos = self.param("positional_embedding", nn.initializers.normal(0.01), (self.max_len, self.width), jnp.float32)
     x = (embed(tokens) + pos[None, :length]).astype(self.dtype)
     x = Transformer(self.depth, self.num_heads, self.mlp_ratio, activation=self.activation, norm_eps=self.norm_eps,
-                    dtype=self.dtype, name="transformer")(x, causal=True)
+                    scan=self.scan, dtype=self.dtype, name="transformer")(x, causal=True)
     x = nn.LayerNorm(self.norm_eps, dtype=self.dtype, name="ln_final")(x)
     pooled = jnp.take_along_axis(x, index[:, None, None], axis=1)[:, 0]
     return x, pooled

@@ -170,3 +170,21 @@ def test_block_cross_attention_needs_a_context_and_uses_its_mask():
     block.apply(params, x)
   with pytest.raises(ValueError, match="cross_attention=False"):
     TransformerBlock(num_heads=2).init(jax.random.PRNGKey(0), x, context)
+
+
+def test_scanned_transformer_is_the_same_function_of_stacked_parameters():
+  from jaxgen.nn.transformer import Transformer
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 5, 8)), jnp.float32)
+  context = jnp.asarray(rng.normal(size=(2, 3, 8)), jnp.float32)
+  cmask = padding_mask(jnp.array([[1, 2, 0], [3, 0, 0]]))
+  kw = dict(depth=3, num_heads=2, cross_attention=True, activation="quick_gelu")
+  loop, scanned = Transformer(**kw), Transformer(**kw, scan=True)
+  p_loop = _perturb(loop.init(jax.random.PRNGKey(0), x, context, context_mask=cmask))["params"]
+  stacked = jax.tree.map(lambda *b: jnp.stack(b), *[p_loop[f"block_{i}"] for i in range(3)])
+  p_scan = scanned.init(jax.random.PRNGKey(0), x, context, context_mask=cmask)["params"]
+  assert jax.tree.map(jnp.shape, p_scan) == {"blocks": {"block": jax.tree.map(jnp.shape, stacked)}}
+  run = lambda m, p: m.apply({"params": p}, x, context, context_mask=cmask, causal=True)   # noqa: E731
+  want = run(loop, p_loop)
+  np.testing.assert_allclose(run(scanned, {"blocks": {"block": stacked}}), want, atol=1e-5)
+  assert float(jnp.abs(want - x).max()) > 1e-2
