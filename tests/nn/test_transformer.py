@@ -188,3 +188,14 @@ def test_scanned_transformer_is_the_same_function_of_stacked_parameters():
   want = run(loop, p_loop)
   np.testing.assert_allclose(run(scanned, {"blocks": {"block": stacked}}), want, atol=1e-5)
   assert float(jnp.abs(want - x).max()) > 1e-2
+
+
+def test_bfloat16_compute_keeps_float32_params_and_softmax():
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(size=(2, 6, 8)), jnp.float32)
+  f32, bf16 = MultiHeadAttention(2), MultiHeadAttention(2, dtype=jnp.bfloat16)
+  params = f32.init(jax.random.PRNGKey(0), x)
+  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(bf16.init(jax.random.PRNGKey(0), x)))
+  out = bf16.apply(params, x.astype(jnp.bfloat16), causal=True)
+  assert out.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(out, np.float32), f32.apply(params, x, causal=True), atol=5e-2)
