@@ -178,10 +178,10 @@ def test_scanned_transformer_is_the_same_function_of_stacked_parameters():
   x = jnp.asarray(rng.normal(size=(2, 5, 8)), jnp.float32)
   context = jnp.asarray(rng.normal(size=(2, 3, 8)), jnp.float32)
   cmask = padding_mask(jnp.array([[1, 2, 0], [3, 0, 0]]))
-  kw = dict(depth=3, num_heads=2, cross_attention=True, activation="quick_gelu")
+  kw = dict(depth=2, num_heads=2, cross_attention=True, activation="quick_gelu")
   loop, scanned = Transformer(**kw), Transformer(**kw, scan=True)
   p_loop = _perturb(loop.init(jax.random.PRNGKey(0), x, context, context_mask=cmask))["params"]
-  stacked = jax.tree.map(lambda *b: jnp.stack(b), *[p_loop[f"block_{i}"] for i in range(3)])
+  stacked = jax.tree.map(lambda *b: jnp.stack(b), *[p_loop[f"block_{i}"] for i in range(2)])
   p_scan = scanned.init(jax.random.PRNGKey(0), x, context, context_mask=cmask)["params"]
   assert jax.tree.map(jnp.shape, p_scan) == {"blocks": {"block": jax.tree.map(jnp.shape, stacked)}}
   run = lambda m, p: m.apply({"params": p}, x, context, context_mask=cmask, causal=True)   # noqa: E731
