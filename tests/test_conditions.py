@@ -93,3 +93,36 @@ def test_digits_label_accuracy():
   logits = {"label": np.eye(10)[[1, 2, 3, 3]]}
   got = agreement.agreement("digits", logits, {"label": np.array([1, 2, 3, 4])})
   assert got["label_accuracy"] == 0.75 and "label_accuracy_chance" in got
+
+
+class _Fake:
+  """Stands in for a family: only what eval_conditions reads."""
+  def __init__(self, features, num_classes=0):
+    self.cond_features, self.num_classes = features, num_classes
+
+
+def test_eval_conditions_come_from_the_held_out_split_and_refuse_what_the_run_does_not_take(tmp_path):
+  from jaxgen.data import load_split
+  from jaxgen.eval.sample_metrics import eval_conditions
+  from jaxgen.train.presets import base_config
+  c = base_config("ddpm", "smoke")
+  c.data.name = "shapes_tiny"
+  held = load_split(c, "test")
+  cond, asked = eval_conditions(c, _Fake(("tokens",)), 70)            # 64 held-out examples, cycled
+  np.testing.assert_array_equal(cond["tokens"][:64], held["tokens"])
+  np.testing.assert_array_equal(cond["tokens"][64:], held["tokens"][:6])
+  np.testing.assert_array_equal(asked["attributes"][:64], held["attributes"])
+  cond, asked = eval_conditions(c, _Fake(("label",), 5), 10)
+  np.testing.assert_array_equal(cond["label"], held["label"][:10]) and set(asked) == {"label"}
+  cond, _ = eval_conditions(c, _Fake(("tokens",)), 3, captions=["a small red circle"])
+  assert cond["tokens"].shape == (3, 24) and (cond["tokens"][0] != 0).sum() == 4
+  assert eval_conditions(c, _Fake(()), 5) == (None, None)
+  with pytest.raises(ValueError, match=r"--label: the 'ddpm' run takes no class label \(its conditions: tokens\)"):
+    eval_conditions(c, _Fake(("tokens",)), 5, label=1)
+  with pytest.raises(ValueError, match=r"--caption/--captions: the 'ddpm' run takes no caption \(its conditions: "
+                                       r"none, it is unconditional\)"):
+    eval_conditions(c, _Fake(()), 5, captions=["a small red circle"])
+  with pytest.raises(ValueError, match=r"--label=7 must lie in \[0, 5\)"):
+    eval_conditions(c, _Fake(("label",), 5), 5, label=7)
+  with pytest.raises(ValueError, match="not in the vocabulary"):
+    eval_conditions(c, _Fake(("tokens",)), 5, captions=["a small purple hexagon"])
