@@ -4,6 +4,10 @@
 failing disk or an interrupted copy), it warns in one line naming the checkpoint and the error, moves it aside
 to `checkpoints/damaged/` (the user's data is never deleted) and tries the one before; when none can be restored
 it raises CheckpointUnavailable naming the directory.
+
+A checkpoint whose metadata reads back but whose arrays have other shapes than the state it is restored into is
+not damaged: the config changed (a new model width), not the files. `mismatch` names the fields that differ and
+`restore_latest` raises CheckpointMismatch without moving anything (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -20,6 +24,40 @@ class CheckpointUnavailable(RuntimeError):
   """No checkpoint of the workdir can be restored."""
 
 
+class CheckpointMismatch(ValueError):
+  """An intact checkpoint whose arrays have other shapes than the state of this config: the config changed."""
+
+
+def _key_name(key) -> str:
+  for attr in ("key", "name", "idx"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def leaf_shapes(tree) -> dict:
+  """{'params.conv.kernel': shape} of a state, an abstract state or Orbax's metadata tree (the same names)."""
+  return {".".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ()) or ())
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def shape_differences(saved: dict, wanted: dict) -> dict:
+  """{field: (saved shape, wanted shape)}; a field on one side only shows '<absent>' on the other."""
+  out = {k: (saved.get(k, "<absent>"), wanted.get(k, "<absent>")) for k in sorted(set(saved) | set(wanted))
+         if saved.get(k) != wanted.get(k)}
+  return out
+
+
+def describe_mismatch(directory: str, step: int, diffs: dict, limit: int = 3) -> str:
+  """One line: the first `limit` differing fields, the parameters' own before their EMA and optimizer copies."""
+  order = sorted(diffs, key=lambda k: (not k.startswith("params."), k))
+  shown = ", ".join(f"{k} {diffs[k][0]} -> {diffs[k][1]}" for k in order[:limit])
+  more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
+  return (f"checkpoint {step} in {directory} is intact but holds other shapes than this config's state: {shown}"
+          f"{more} (saved -> this config). The config changed (a model size?): rerun with the run's own config, "
+          f"or use another --workdir; nothing was moved")
+
+
 class Checkpointer:
   """A thin wrapper over `ocp.CheckpointManager` for a single TrainState pytree.
 
@@ -30,7 +68,8 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     self._options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                                  enable_async_checkpointing=async_save)
-    self._manager = ocp.CheckpointManager(self.directory, options=self._options)
+    self._manager = ocp.CheckpointManager(self.directory, options=self._options,
+                                          item_handlers=ocp.StandardCheckpointHandler())   # metadata readable
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
@@ -53,13 +92,39 @@ class Checkpointer:
     logging.info("restoring checkpoint %d from %s", step, self.directory)
     return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
+  def mismatch(self, target: Any, step: int) -> Optional[dict]:
+    """{field: (saved shape, target shape)} when checkpoint `step`'s metadata reads back and its shapes differ
+    from `target`'s; {} when they agree; None when the metadata cannot be read (a damaged checkpoint)."""
+    try:
+      saved = leaf_shapes(self._manager.item_metadata(step).tree)
+    except Exception:  # pylint: disable=broad-except  (missing or unreadable metadata: damaged)
+      return None
+    if not saved:
+      return None
+    return shape_differences(saved, leaf_shapes(target))
+
+  def check_shapes(self, target: Any) -> None:
+    """Raise CheckpointMismatch when the newest checkpoint whose metadata reads back has other shapes than
+    `target` (damaged ones are skipped: restore_latest deals with them)."""
+    for step in sorted(self.all_steps(), reverse=True):
+      diffs = self.mismatch(target, step)
+      if diffs is None:
+        continue
+      if diffs:
+        raise CheckpointMismatch(describe_mismatch(self.directory, step, diffs))
+      return
+
   def restore_latest(self, target: Any):
-    """(step, state) from the newest checkpoint that can be restored; damaged ones are moved aside."""
+    """(step, state) from the newest checkpoint that can be restored; damaged ones are moved aside, an intact
+    one with other shapes than `target` raises CheckpointMismatch."""
     tried = []
     for step in sorted(self.all_steps(), reverse=True):
       try:
         return step, self.restore(target, step)
       except Exception as e:  # pylint: disable=broad-except  (TensorStore, Orbax and OS errors alike)
+        diffs = self.mismatch(target, step)
+        if diffs:
+          raise CheckpointMismatch(describe_mismatch(self.directory, step, diffs)) from e
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         moved = self._move_aside(step)
         print(f"warning: checkpoint {step} in {self.directory} cannot be restored ({type(e).__name__}: "
@@ -68,6 +133,11 @@ class Checkpointer:
     raise CheckpointUnavailable(
         f"no checkpoint in {self.directory} can be restored (tried steps {tried}; the damaged ones are in "
         f"{os.path.join(self.directory, 'damaged')}); remove them to start afresh, or restore a copy")
+
+  def damaged(self) -> list:
+    """The names under checkpoints/damaged/ (checkpoints moved aside by restore_latest)."""
+    path = os.path.join(self.directory, "damaged")
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
   def _move_aside(self, step: int) -> str:
     damaged = os.path.join(self.directory, "damaged")

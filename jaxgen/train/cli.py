@@ -31,6 +31,8 @@ def define_flags(config_file: str):
   flags.DEFINE_string("workdir", None, "run directory (default: workdirs/<experiment>_<preset>)")
   flags.DEFINE_bool("allow_config_change", False, "resume a workdir with config fields that differ from the run's "
                     "own (refused by default unless every changed field is safe to change: docs/sweeps.md)")
+  flags.DEFINE_bool("allow_restart", False, "train from step 0 in a workdir whose every checkpoint was moved to "
+                    "checkpoints/damaged/ (refused by default: it would overwrite the run's metrics)")
   flags.DEFINE_bool("multihost", False, "join a multi-process job with jax.distributed.initialize()")
   flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost without auto-detection)")
   flags.DEFINE_integer("num_processes", None, "number of processes (with --coordinator_address)")

@@ -48,9 +48,11 @@ def run_record(config, experiment: str, workdir: str) -> Dict[str, Any]:
 KEPT_RECORD_KEYS = ("converted_from",)
 
 
-def _start_record(config, experiment: str, workdir: str, *, allow_config_change: bool) -> Dict[str, Any]:
+def _start_record(config, experiment: str, workdir: str, *, allow_config_change: bool,
+                  before_recording=None) -> Dict[str, Any]:
   """The config.json record of this start, after the config-change check (process 0 decides; in a multi-host
-  job the others follow its verdict); appends the start to provenance.jsonl."""
+  job the others follow its verdict) and `before_recording()` (further checks that may refuse the run); appends
+  the start to provenance.jsonl."""
   import jax
   from jaxgen.train import provenance
   error, changes = None, {}
@@ -67,6 +69,8 @@ def _start_record(config, experiment: str, workdir: str, *, allow_config_change:
       error = provenance.ConfigChanged(f"process 0 refused to resume {workdir} with a changed config (see its error)")
   if error is not None:
     raise ConfigError(str(error)) from error
+  if before_recording is not None:
+    before_recording()
   record = run_record(config, experiment, workdir)
   if jax.process_index() == 0:
     old = os.path.join(workdir, "config.json")
@@ -90,7 +94,7 @@ def _latest_step_on_disk(workdir: str) -> int:
 def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
         coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
         process_id: Optional[int] = None, allow_config_change: bool = False,
-        heartbeat_timeout: Optional[int] = None):
+        heartbeat_timeout: Optional[int] = None, allow_restart: bool = False):
   runtime.configure_jax(config)
   if multihost:
     from jaxgen.train.parallel import initialize_distributed
@@ -102,16 +106,44 @@ def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
   from jaxgen.data import get_dataset_spec, load_split
   from jaxgen.train import trainer
   _validate(config)
-  record = _start_record(config, experiment, workdir, allow_config_change=allow_config_change)
   entry = registry.family_entry(config.family)
-  family = registry.resolve(entry.build)(config)
-  _validate(config, family)
+  family = {}
+
+  def build_and_check():              # after the config-change check, before anything is recorded
+    family["f"] = registry.resolve(entry.build)(config)
+    _validate(config, family["f"])
+    check_checkpoint_shapes(family["f"], config, workdir)
+
+  record = _start_record(config, experiment, workdir, allow_config_change=allow_config_change,
+                         before_recording=build_and_check)
+  family = family["f"]
   data_fn = registry.resolve(entry.data_fn)(config)
   spec = get_dataset_spec(config.data.name)
   reference = load_split(config, spec.eval_split)["points"][:2000] if spec.kind == "points" else None
   eval_fn = registry.make_eval_fn(config, family, workdir)
   return trainer.train(family, config, workdir, data_fn, config_dict=record,
-                       eval_fn=eval_fn, sample_kind=spec.kind, reference_points=reference)
+                       eval_fn=eval_fn, sample_kind=spec.kind, reference_points=reference,
+                       allow_restart=allow_restart)
+
+
+def check_checkpoint_shapes(family, config, workdir: str) -> None:
+  """ConfigError naming the fields when the workdir's newest readable checkpoint holds other shapes than this
+  config's train state (a changed model size, with --allow_config_change or without config.json): refused
+  before anything is written, nothing moved (jaxgen.train.checkpoint.CheckpointMismatch)."""
+  from jaxgen.train import provenance
+  if not provenance.has_checkpoint(workdir):
+    return
+  from jaxgen.data import example_batch
+  from jaxgen.train import parallel, trainer
+  from jaxgen.train.checkpoint import CheckpointMismatch, Checkpointer
+  abstract = trainer.abstract_train_state(family, config, parallel.make_mesh(config), example_batch(config))
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  try:
+    ckpt.check_shapes(abstract)
+  except CheckpointMismatch as e:
+    raise ConfigError(str(e)) from e
+  finally:
+    ckpt.close()
 
 
 def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
@@ -168,6 +200,7 @@ def run_cli(flags, *, experiment: str):
     runtime.quiet_startup(verbose)     # TensorFlow's import notices; -v keeps them
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
+  from jaxgen.train.checkpoint import CheckpointMismatch, CheckpointUnavailable
   from jaxgen.train.lock import WorkdirLocked
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
   if not verbose:
@@ -176,8 +209,8 @@ def run_cli(flags, *, experiment: str):
     run(config, workdir, experiment=experiment, multihost=flags.multihost,
         coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
         process_id=flags.process_id, allow_config_change=flags.allow_config_change,
-        heartbeat_timeout=flags.heartbeat_timeout)
-  except (ConfigError, DatasetUnavailableError, WorkdirLocked) as e:
+        heartbeat_timeout=flags.heartbeat_timeout, allow_restart=flags.allow_restart)
+  except (ConfigError, DatasetUnavailableError, WorkdirLocked, CheckpointMismatch, CheckpointUnavailable) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
   except NonFiniteLossError as e:

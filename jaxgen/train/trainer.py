@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxgen.train import parallel
-from jaxgen.train.checkpoint import Checkpointer
+from jaxgen.train.checkpoint import CheckpointUnavailable, Checkpointer
 from jaxgen.train.family import MultiStepFamily
 from jaxgen.train.images import plot_loss_curves, save_samples_figure
 from jaxgen.train.lock import WorkdirLock, WorkdirLocked
@@ -184,18 +184,21 @@ def _window_means(rows):
 
 def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optional[dict] = None,
           eval_fn: Optional[Callable[[TrainState, int], dict]] = None, sample_kind: Optional[str] = None,
-          reference_points: Optional[np.ndarray] = None) -> TrainState:
+          reference_points: Optional[np.ndarray] = None, allow_restart: bool = False) -> TrainState:
   """Train `family` for config.num_train_steps, resuming from workdir/checkpoints when present.
 
   sample_kind: 'image' (sample grids) or 'points' (scatter plots, over `reference_points` when given); the
   data set's kind (jaxgen.data.specs), inferred from the samples' rank when None.
+  allow_restart: train from step 0 although every checkpoint of the workdir was moved to checkpoints/damaged/
+  (refused otherwise: it would overwrite the run's metrics).
   """
   is_main = jax.process_index() == 0
   validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count(),
                         groups=param_groups(family))
   lock = _take_lock(workdir, is_main)
   try:
-    return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main)
+    return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main,
+                  allow_restart)
   finally:
     lock.release()
 
@@ -218,13 +221,18 @@ def _take_lock(workdir: str, is_main: bool) -> WorkdirLock:
   return lock
 
 
-def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main):
+def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main,
+           allow_restart=False):
   mesh = parallel.make_mesh(config)
   writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.get("tensorboard", True))
-  writer.write_config(config_dict if config_dict is not None else config.to_dict())
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
 
   latest = ckpt.latest_step()
+  if latest is None and ckpt.damaged() and not allow_restart:
+    raise CheckpointUnavailable(
+        f"no checkpoint in {ckpt.directory} can be restored and {len(ckpt.damaged())} damaged one(s) lie in "
+        f"{os.path.join(ckpt.directory, 'damaged')}: starting again from step 0 would overwrite this run's "
+        f"metrics; restore a copy, or pass --allow_restart to train from step 0 in this workdir")
   start_step = latest or 0
   data_iter = data_fn(start_step)
   batch = parallel.global_batch(next(data_iter), mesh)
@@ -236,6 +244,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
       data_iter = data_fn(start_step)
       batch = parallel.global_batch(next(data_iter), mesh)
     _print(is_main, f"resumed from checkpoint at step {start_step} in {ckpt.directory}")
+  writer.write_config(config_dict if config_dict is not None else config.to_dict())   # after a refused restore: untouched
   if is_main:
     writer.truncate_after(start_step)        # steps an interrupted run logged after its last checkpoint
   total = config.num_train_steps
