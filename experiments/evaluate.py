@@ -104,6 +104,14 @@ def _check_arguments(command) -> None:
     _fail("--workdir is required (the run to evaluate)")
   if not os.path.isfile(os.path.join(FLAGS.workdir, "config.json")):
     _fail(f"--workdir={FLAGS.workdir} is not a run directory (no config.json in it)")
+  from jaxgen.train.provenance import BadRecord, read_record    # no JAX or TF import
+  try:
+    family = (read_record(FLAGS.workdir).get("config") or {}).get("family")
+  except BadRecord as e:
+    _fail(str(e))
+  if FLAGS.temperature is not None and family != "flow":
+    _fail(f"--temperature={FLAGS.temperature} is a flow's sampling temperature; the run in {FLAGS.workdir} is a "
+          f"{family!r} run")
   if FLAGS.num < 2 or FLAGS.chunk < 1:
     _fail(f"--num={FLAGS.num} must be >= 2 and --chunk={FLAGS.chunk} >= 1")
 

@@ -96,6 +96,18 @@ def command_line_error(exc: BaseException, config_file: str, argv) -> str:
   return text.splitlines()[0] if text else type(exc).__name__
 
 
+def config_file_missing(argv) -> str:
+  """The error for a --config=<file>[:preset] whose file does not exist ('' when it does or is not given)."""
+  for i, a in enumerate(argv):
+    spec = a.split("=", 1)[1] if a.startswith("--config=") else (
+        argv[i + 1] if a == "--config" and i + 1 < len(argv) else None)
+    if spec is not None:
+      path = spec.partition(":")[0]
+      if not os.path.isfile(path):
+        return f"--config={spec}: the config file {path} does not exist (e.g. experiments/ddpm_cifar.py:smoke)"
+  return ""
+
+
 def main(config_file: str, argv=None):
   """Parse the flags and run the experiment of `config_file`."""
   import sys
@@ -108,6 +120,9 @@ def main(config_file: str, argv=None):
     fail(command_line_error(e, config_file, argv))
 
   def parse(args):
+    missing = config_file_missing(args)
+    if missing:
+      fail(missing)
     try:
       rest = flag_values(args)
       flag_values.config            # apply the overrides now, inside this try

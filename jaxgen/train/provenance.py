@@ -168,6 +168,28 @@ def has_checkpoint(workdir: str) -> bool:
   return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
 
 
+class BadRecord(ValueError):
+  """A workdir's config.json that is not a readable run record."""
+
+
+def read_record(workdir: str) -> Optional[Dict[str, Any]]:
+  """The workdir's config.json as a dict, None when there is none; BadRecord (one line naming the file and
+  the fault) when it is not valid JSON or not a run record."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      record = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise BadRecord(f"{path} cannot be read as a run record ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                    f"restore it from a copy (provenance.jsonl holds each start's command) or remove it") from e
+  if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
+    raise BadRecord(f"{path} is not a run record (a JSON object with a 'config' object); restore it from a copy "
+                    f"or remove it")
+  return record
+
+
 class ConfigChanged(ValueError):
   """A rerun on a workdir asked for a config that changes what its checkpoint means."""
 
@@ -186,8 +208,7 @@ def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool
   path = os.path.join(workdir, "config.json")
   if not (os.path.exists(path) and has_checkpoint(workdir)):
     return {}
-  with open(path) as f:
-    record = json.load(f)
+  record = read_record(workdir)
   if "config" not in record:
     return {}
   changes = config_diff(record["config"], new_config)

@@ -13,7 +13,6 @@ sweep commands use it, and so does a family that takes a frozen part of another 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from typing import Any, Dict, Optional
@@ -59,7 +58,7 @@ def _start_record(config, experiment: str, workdir: str, *, allow_config_change:
   if jax.process_index() == 0:
     try:
       changes = provenance.check_config_change(workdir, config.to_dict(), allow=allow_config_change)
-    except provenance.ConfigChanged as e:
+    except (provenance.ConfigChanged, provenance.BadRecord) as e:
       error = e
   if jax.process_count() > 1:
     import numpy as np
@@ -73,10 +72,8 @@ def _start_record(config, experiment: str, workdir: str, *, allow_config_change:
     before_recording()
   record = run_record(config, experiment, workdir)
   if jax.process_index() == 0:
-    old = os.path.join(workdir, "config.json")
-    if os.path.exists(old):
-      with open(old) as f:
-        previous = json.load(f)
+    previous = provenance.read_record(workdir)
+    if previous is not None:
       record.update({k: previous[k] for k in KEPT_RECORD_KEYS if k in previous})
     experiment_file = getattr(sys.modules.get("__main__"), "__file__", None)   # the command's own file
     prov, diff = provenance.collect(experiment_file=experiment_file)
@@ -146,6 +143,10 @@ def check_checkpoint_shapes(family, config, workdir: str) -> None:
     ckpt.close()
 
 
+# The family of the prior run each study restores (load_run's expect=): refused before anything is written.
+STUDY_PRIOR_FAMILIES = {"flow_inverse": "flow"}
+
+
 def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
   """A study over a finished run (config.study names it in jaxgen.registry.STUDIES): results in workdir."""
   import jax
@@ -156,6 +157,15 @@ def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
   if not source or not os.path.exists(os.path.join(source, "config.json")):
     raise ConfigError(f"bad config: prior_workdir={source!r} holds no finished run (no config.json); train the "
                       f"prior first (see this experiment's docstring) or point --config.prior_workdir at its workdir")
+  from jaxgen.train.provenance import BadRecord, read_record
+  try:
+    prior_family = (read_record(source).get("config") or {}).get("family")
+  except BadRecord as e:
+    raise ConfigError(f"bad config: prior_workdir={source!r}: {e}") from e
+  wanted = STUDY_PRIOR_FAMILIES.get(config.study)
+  if wanted is not None and prior_family != wanted:
+    raise ConfigError(f"bad config: prior_workdir={source!r} holds a {prior_family!r} run; the {config.study} study "
+                      f"needs a {wanted!r} run (e.g. experiments.glow_cifar)")
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0, tensorboard=False)
   writer.write_config(_start_record(config, experiment, workdir, allow_config_change=False))
   results = registry.resolve(registry.STUDIES[config.study])(config, workdir)
@@ -179,6 +189,21 @@ def check_paths(config, workdir: str) -> None:
     raise ConfigError(f"--config.data.data_dir={data_dir} is not a directory")
 
 
+def check_early(config, workdir: str) -> None:
+  """ConfigError for what can be checked in a second, before TensorFlow and JAX start and before anything is
+  written: the PRNG implementation, the learning rates (finite, within float32), and the workdir's config.json
+  (readable JSON) when it has one."""
+  from jaxgen.train import provenance
+  try:
+    runtime.check_prng_impl(config)
+    if "optim" in config:
+      from jaxgen.train.optim import check_learning_rates
+      check_learning_rates(config.optim)
+    provenance.read_record(workdir)
+  except ValueError as e:
+    raise ConfigError(f"bad config: {e}" if not isinstance(e, provenance.BadRecord) else str(e)) from e
+
+
 def _uses_tensorflow(config) -> bool:
   """Whether the run loads TensorFlow (TFDS image data or TensorBoard): then it is imported first, quietly."""
   from jaxgen.data.specs import DATASETS
@@ -192,6 +217,7 @@ def run_cli(flags, *, experiment: str):
   workdir = flags.workdir or os.path.join("workdirs", f"{experiment.split('.')[-1]}_{config.preset}")
   try:
     check_paths(config, workdir)        # before TensorFlow and JAX start
+    check_early(config, workdir)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
@@ -264,8 +290,8 @@ def read_run_config(workdir: str):
   if not os.path.exists(path):
     raise FileNotFoundError(f"{workdir} holds no run: {path} does not exist (is it the --workdir of a training "
                             "run?)")
-  with open(path) as f:
-    record = json.load(f)
+  from jaxgen.train.provenance import read_record
+  record = read_record(workdir)
   return record, ml_collections.ConfigDict(_tuples(record["config"]))
 
 
