@@ -139,14 +139,22 @@ class Checkpointer:
     path = os.path.join(self.directory, "damaged")
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
-  def _move_aside(self, step: int) -> str:
-    damaged = os.path.join(self.directory, "damaged")
+  def _move_aside(self, step: int, kind: str = "damaged") -> str:
+    """Move checkpoint `step` to checkpoints/<kind>/<step>-<time> (kind: 'damaged' or 'diverged')."""
+    damaged = os.path.join(self.directory, kind)
     os.makedirs(damaged, exist_ok=True)
     dst = os.path.join(damaged, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
     if jax.process_index() == 0:
       os.rename(os.path.join(self.directory, str(step)), dst)
     self._manager.reload()
     return dst
+
+  def move_diverged(self, after: Optional[int]) -> list:
+    """Move the checkpoints after step `after` (all when None) to checkpoints/diverged/; their steps."""
+    moved = [s for s in sorted(self.all_steps()) if after is None or s > after]
+    for step in moved:
+      self._move_aside(step, "diverged")
+    return moved
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

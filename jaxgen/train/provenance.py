@@ -45,8 +45,15 @@ ENV_VARS = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_PRNG_IM
             "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "JAXGEN_SWEEP_POINT")
 
 
-def is_safe_to_resume(field: str) -> bool:
-  return any(fnmatch.fnmatchcase(field, pattern) for pattern in SAFE_TO_RESUME)
+# Fields a rerun may also change after a divergence (the trainer wrote workdir/diverged.json): the remedy its
+# message advises.
+SAFE_AFTER_DIVERGENCE = ("optim.learning_rate", "optim.groups.*.learning_rate", "optim.warmup_steps",
+                         "optim.grad_clip", "optim.groups.*.grad_clip")
+
+
+def is_safe_to_resume(field: str, diverged: bool = False) -> bool:
+  patterns = SAFE_TO_RESUME + (SAFE_AFTER_DIVERGENCE if diverged else ())
+  return any(fnmatch.fnmatchcase(field, pattern) for pattern in patterns)
 
 
 # -- what is recorded -------------------------------------------------------------------------------------------
@@ -212,7 +219,8 @@ def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool
   if "config" not in record:
     return {}
   changes = config_diff(record["config"], new_config)
-  unsafe = {k: v for k, v in changes.items() if not is_safe_to_resume(k)}
+  diverged = os.path.exists(os.path.join(workdir, "diverged.json"))
+  unsafe = {k: v for k, v in changes.items() if not is_safe_to_resume(k, diverged)}
   listed = lambda d: ", ".join(f"{k} {_show(o)} -> {_show(n)}" for k, (o, n) in d.items())
   if unsafe and not allow:
     raise ConfigChanged(
@@ -221,6 +229,7 @@ def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool
         f"--workdir, or pass --allow_config_change if the change is intended (docs/sweeps.md lists the fields "
         f"that are safe to change on resume)")
   if changes:
-    kind = "changed config (allowed by --allow_config_change)" if unsafe else "changed config (safe to resume)"
+    kind = "changed config (allowed by --allow_config_change)" if unsafe else (
+        "changed config (safe to resume after a divergence)" if diverged else "changed config (safe to resume)")
     print(f"note: resuming {workdir} with {kind}: {listed(changes)}", flush=True)
   return {k: list(v) for k, v in changes.items()}

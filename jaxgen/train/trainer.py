@@ -20,6 +20,7 @@ import numpy as np
 from jaxgen.train import parallel
 from jaxgen.train.checkpoint import CheckpointUnavailable, Checkpointer
 from jaxgen.train.family import MultiStepFamily
+from jaxgen.train.health import Health
 from jaxgen.train.images import plot_loss_curves, save_samples_figure
 from jaxgen.train.lock import WorkdirLock, WorkdirLocked
 from jaxgen.train.logging import MetricWriter, Progress, format_progress, log
@@ -247,6 +248,13 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   writer.write_config(config_dict if config_dict is not None else config.to_dict())   # after a refused restore: untouched
   if is_main:
     writer.truncate_after(start_step)        # steps an interrupted run logged after its last checkpoint
+  health = Health(ckpt.directory, enabled=is_main)
+  health.seed_losses(writer.metrics_path, start_step)
+  if health.reference is None:               # the run's first state: what a later checkpoint's norm is held to
+    health.note(None, _param_norm(state))
+  if latest is None and os.path.isdir(os.path.join(ckpt.directory, "diverged")):
+    _print(is_main, f"note: starting from step 0: the checkpoints of the diverged run lie in "
+                    f"{os.path.join(ckpt.directory, 'diverged')}")
   total = config.num_train_steps
 
   t0 = time.perf_counter()
@@ -266,6 +274,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
 
   def save(step):
     saved["step"] = step
+    health.note(step, _param_norm(state))
     if ckpt.save(step, state):
       _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
@@ -286,15 +295,12 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
     """One host transfer per boundary: the metrics of every step since the last one, checked in order."""
     rows = [(s, parallel.fetch(m)) for s, m in window]
     window.clear()
+    health.add_losses(rows)
     bad = _first_non_finite(rows)
     if bad is not None:
       ckpt.wait()
-      last = ckpt.latest_step()
-      where = (f"The last good checkpoint is step {last} in {ckpt.directory} (rerunning resumes from it"
-               if last is not None else f"No checkpoint was written before it in {ckpt.directory} (rerunning "
-               f"starts again from step 0")
-      raise NonFiniteLossError(f"non-finite {bad[1]} at step {bad[0]}; training stopped. {where}; lower the "
-                               f"learning rate or check the data if it recurs)")
+      raise NonFiniteLossError(f"non-finite {bad[1]} at step {bad[0]}; training stopped. "
+                               + _diverged(ckpt, health, workdir, bad[0], is_main))
     return rows
 
   logged = []
@@ -339,11 +345,45 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
     finally:
       ckpt.close()
       writer.flush()
+  if is_main and os.path.exists(os.path.join(workdir, DIVERGED_FILE)):
+    os.remove(os.path.join(workdir, DIVERGED_FILE))      # trained to the end since: the divergence is behind
   if is_main and os.path.exists(writer.metrics_path):
     plot_loss_curves(writer.metrics_path, os.path.join(workdir, "loss_curve.png"))
   _print(is_main, f"done: step {total}/{total}; this run trained {total - start_step} steps in "
                   f"{time.perf_counter() - t0:.1f} s; workdir {workdir}")
   return state
+
+
+def _param_norm(state) -> float:
+  import optax
+  return float(jax.jit(optax.tree.norm)(state.params))
+
+
+DIVERGED_FILE = "diverged.json"
+
+
+def _diverged(ckpt, health, workdir, step, is_main) -> str:
+  """After a non-finite step: keep the last good checkpoint (jaxgen.train.health) as the latest, move the later
+  ones to checkpoints/diverged/, record workdir/diverged.json (a rerun may then change the learning rate without
+  --allow_config_change) and say what a rerun does."""
+  import json
+  steps = ckpt.all_steps()
+  good, why = health.last_good(steps)
+  moved = ckpt.move_diverged(good)
+  if is_main:
+    with open(os.path.join(workdir, DIVERGED_FILE), "w") as f:
+      json.dump({"step": int(step), "last_good": good, "moved": moved}, f)
+  text = f"{why[0].upper() + why[1:]}. " if why else ""
+  if moved:
+    text += (f"Checkpoint(s) {moved} were moved to {os.path.join(ckpt.directory, 'diverged')} (kept, not "
+             f"deleted). ")
+  if good is not None:
+    text += (f"The last good checkpoint (finite, loss and parameter norm within the run's own history) is step "
+             f"{good} in {ckpt.directory}: rerunning resumes from it")
+  else:
+    text += f"No good checkpoint is left in {ckpt.directory}: rerunning starts again from step 0"
+  return (text + "; rerun with a lower optim.learning_rate (allowed after a divergence without "
+          "--allow_config_change), or check the data if it recurs")
 
 
 def _print(enabled: bool, message: str) -> None:
