@@ -79,12 +79,12 @@ class Health:
     return self.record.get("reference")
 
   def note(self, step: Optional[int], norm: float) -> None:
-    """Record checkpoint `step`'s parameter norm (step None: the reference, kept once written)."""
+    """Record checkpoint `step`'s parameter norm (step None: the reference, kept once set)."""
     key = "reference" if step is None else str(step)
     if step is None and key in self.record:
       return
     self.record[key] = float(norm)
-    if self.enabled:
+    if self.enabled and step is not None:         # written with the first checkpoint, not before
       os.makedirs(os.path.dirname(self.path), exist_ok=True)
       tmp = self.path + ".tmp"
       with open(tmp, "w") as f:
