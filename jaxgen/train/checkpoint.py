@@ -24,6 +24,24 @@ class CheckpointUnavailable(RuntimeError):
   """No checkpoint of the workdir can be restored."""
 
 
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (disk full, quota, permissions): training stops at that save."""
+
+
+def free_bytes(directory: str) -> int:
+  import shutil
+  while directory and not os.path.exists(directory):
+    directory = os.path.dirname(directory)
+  try:
+    return shutil.disk_usage(directory or ".").free
+  except OSError:
+    return -1
+
+
+def _first_line(e: BaseException) -> str:
+  return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
 class CheckpointMismatch(ValueError):
   """An intact checkpoint whose arrays have other shapes than the state of this config: the config changed."""
 
@@ -78,10 +96,47 @@ class Checkpointer:
     return list(self._manager.all_steps())
 
   def save(self, step: int, state: Any) -> bool:
-    """Start saving `state` as `step` (returns at once when async); a step that exists is skipped."""
+    """Start saving `state` as `step` (returns at once when async, but waits for the write when the disk has
+    less than 4x the state's size free, so that a failing write stops training at this save); a step that
+    exists is skipped. CheckpointWriteError (one line: the path, the free space) when it cannot be written."""
     if step in self._manager.all_steps():
       return False
-    return self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    need = self._size_on_disk() or sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state))
+    free = free_bytes(self.directory)
+    if 0 <= free < need + need // 10 + (16 << 10):   # the previous checkpoint's size: the write would fail midway
+      raise self._write_error(step, f"about {need / 2**20:.2f} MiB needed, as checkpoint "
+                                    f"{self.latest_step()} took" if self.latest_step() is not None else
+                              f"about {need / 2**20:.2f} MiB needed")
+    try:
+      started = self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+      if 0 <= free < 4 * need + (1 << 20):
+        self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except  (ENOSPC from TensorStore, Orbax or the OS)
+      raise self._write_error(step, f"{type(e).__name__}: {_first_line(e)}") from e
+    return started
+
+  def _size_on_disk(self) -> int:
+    """Bytes of the latest checkpoint's files (0 when there is none): what the next one will take."""
+    step = self.latest_step()
+    if step is None:
+      return 0
+    total = 0
+    for d, _, files in os.walk(os.path.join(self.directory, str(step))):
+      for f in files:
+        try:
+          total += os.stat(os.path.join(d, f)).st_blocks * 512      # what the files occupy, as du counts
+        except OSError:
+          pass
+    return total
+
+  def _write_error(self, step, why: str) -> CheckpointWriteError:
+    free = free_bytes(self.directory)
+    kept = [s for s in self._manager.all_steps() if s != step]
+    previous = (f"checkpoint {max(kept)} is intact: rerun the same command to resume from it" if kept else
+                "no earlier checkpoint exists")
+    return CheckpointWriteError(
+        f"cannot write checkpoint {step} to {self.directory} ({why}); {free / 2**20:.2f} MiB free there; training "
+        f"stopped. Free space (or move the workdir); {previous}")
 
   def restore(self, target: Any, step: Optional[int] = None) -> Any:
     """Restore into the structure, dtypes and shardings of `target` (a state or its abstract version)."""
@@ -157,8 +212,16 @@ class Checkpointer:
     return moved
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except  (an asynchronous write that failed)
+      raise self._write_error(self._manager.latest_step(), f"{type(e).__name__}: {_first_line(e)}") from e
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      try:
+        self._manager.close()
+      except Exception:  # pylint: disable=broad-except  (the write's error is the one reported)
+        pass

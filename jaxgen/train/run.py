@@ -226,7 +226,7 @@ def run_cli(flags, *, experiment: str):
     runtime.quiet_startup(verbose)     # TensorFlow's import notices; -v keeps them
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
-  from jaxgen.train.checkpoint import CheckpointMismatch, CheckpointUnavailable
+  from jaxgen.train.checkpoint import CheckpointMismatch, CheckpointUnavailable, CheckpointWriteError
   from jaxgen.train.lock import WorkdirLocked
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
   if not verbose:
@@ -242,6 +242,17 @@ def run_cli(flags, *, experiment: str):
   except NonFiniteLossError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(3)
+  except CheckpointWriteError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(1)
+  except OSError as e:
+    import errno
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
+    from jaxgen.train.checkpoint import free_bytes
+    print(f"error: {e.strerror} writing {e.filename or workdir} ({free_bytes(workdir) / 2**20:.2f} MiB free "
+          f"there); free space and rerun the same command to resume", file=sys.stderr, flush=True)
+    sys.exit(1)
   except TrainingInterrupted as e:
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
