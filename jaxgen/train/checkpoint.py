@@ -169,9 +169,11 @@ class Checkpointer:
         raise CheckpointMismatch(describe_mismatch(self.directory, step, diffs))
       return
 
-  def restore_latest(self, target: Any):
+  def restore_latest(self, target: Any, *, move_aside: bool = True, log=None):
     """(step, state) from the newest checkpoint that can be restored; damaged ones are moved aside, an intact
-    one with other shapes than `target` raises CheckpointMismatch."""
+    one with other shapes than `target` raises CheckpointMismatch. move_aside=False (the read-only commands:
+    sample, evaluate) skips damaged ones without moving them; log: where the warning goes (default stdout)."""
+    log = log or (lambda m: print(m, flush=True))
     tried = []
     for step in sorted(self.all_steps(), reverse=True):
       try:
@@ -181,13 +183,14 @@ class Checkpointer:
         if diffs:
           raise CheckpointMismatch(describe_mismatch(self.directory, step, diffs)) from e
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        moved = self._move_aside(step)
-        print(f"warning: checkpoint {step} in {self.directory} cannot be restored ({type(e).__name__}: "
-              f"{first_line}); moved it to {moved}; trying the previous one", flush=True)
+        where = f"moved it to {self._move_aside(step)}" if move_aside else "left it in place"
+        log(f"warning: checkpoint {step} in {self.directory} is damaged and cannot be restored "
+            f"({type(e).__name__}: {first_line}); {where}; trying the previous one")
         tried.append(step)
     raise CheckpointUnavailable(
         f"no checkpoint in {self.directory} can be restored (tried steps {tried}; the damaged ones are in "
-        f"{os.path.join(self.directory, 'damaged')}); remove them to start afresh, or restore a copy")
+        f"{os.path.join(self.directory, 'damaged') if move_aside else self.directory}); remove them to start "
+        f"afresh, or restore a copy")
 
   def damaged(self) -> list:
     """The names under checkpoints/damaged/ (checkpoints moved aside by restore_latest)."""

@@ -344,13 +344,34 @@ def load_run(workdir: str, *, step: Optional[int] = None, overrides: Optional[Di
   registry.validate_config(config)
   family = registry.resolve(registry.family_entry(config.family).build)(config)
   mesh = parallel.make_mesh(config)
+  from jaxgen.train.checkpoint import CheckpointUnavailable
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
-    step = ckpt.latest_step() if step is None else step
-    if step is None:
+    if ckpt.latest_step() is None:
       raise FileNotFoundError(f"{workdir} has no checkpoint in {ckpt.directory}")
     abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
-    state = ckpt.restore(abstract, step)
+    if step is None:                 # past a damaged latest checkpoint, as training does (nothing is moved)
+      warn = lambda m: print(m, file=sys.stderr, flush=True)   # noqa: E731  (stdout may carry a command's JSON)
+      latest = ckpt.latest_step()
+      try:
+        step, state = ckpt.restore_latest(abstract, move_aside=False, log=warn)
+      except CheckpointUnavailable as e:
+        raise FileNotFoundError(str(e)) from e
+      if step != latest:
+        warn(f"note: using checkpoint {step} of {workdir} (the latest, {latest}, is damaged)")
+    else:
+      try:
+        state = ckpt.restore(abstract, step)
+      except FileNotFoundError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  (TensorStore's dump of a damaged checkpoint)
+        diffs = ckpt.mismatch(abstract, step) if step in ckpt.all_steps() else None
+        if diffs:
+          from jaxgen.train.checkpoint import describe_mismatch
+          raise ValueError(describe_mismatch(ckpt.directory, step, diffs)) from e
+        raise ValueError(f"checkpoint {step} in {ckpt.directory} is damaged and cannot be restored "
+                         f"({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}); "
+                         f"leave out the step to use the newest intact one") from e
   finally:
     ckpt.close()
   return Run(workdir=os.path.abspath(workdir), experiment=record.get("experiment", ""), preset=record.get("preset"),

@@ -3,6 +3,9 @@ line naming the fields, nothing moved, config.json and provenance.jsonl untouche
 are all in damaged/ is not restarted from step 0 without --allow_restart."""
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -15,7 +18,7 @@ from jaxgen.train.checkpoint import CheckpointMismatch, CheckpointUnavailable
 
 def _config(**model):
   config = get_config("smoke")
-  config.update(num_train_steps=2, log_every=1, checkpoint_every=2, sample_every=0, evals=(), tensorboard=False)
+  config.update(num_train_steps=4, log_every=1, checkpoint_every=2, sample_every=0, evals=(), tensorboard=False)
   config.model.update(**model)
   return config
 
@@ -37,7 +40,7 @@ def _snapshot(workdir):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-  """A 2-step run through run.run (config.json, provenance.jsonl, checkpoint 2)."""
+  """A 4-step run through run.run (config.json, provenance.jsonl, checkpoints 2 and 4)."""
   workdir = str(tmp_path_factory.mktemp("kinds") / "run")
   run.run(_config(), workdir, experiment="experiments.flow_toy2d")
   return workdir
@@ -77,11 +80,43 @@ def test_all_damaged_needs_allow_restart(trained, tmp_path):
   shutil.copytree(trained, workdir)
   ckpts = os.path.join(workdir, "checkpoints")
   os.makedirs(os.path.join(ckpts, "damaged"))
-  os.rename(os.path.join(ckpts, "2"), os.path.join(ckpts, "damaged", "2-20260101"))
+  for step in ("2", "4"):
+    os.rename(os.path.join(ckpts, step), os.path.join(ckpts, "damaged", f"{step}-20260101"))
   rows = open(os.path.join(workdir, "metrics.jsonl")).read()
   with pytest.raises(CheckpointUnavailable, match="--allow_restart"):
     _train(_config(), workdir)
   assert open(os.path.join(workdir, "metrics.jsonl")).read() == rows
   state = _train(_config(), workdir, allow_restart=True)
-  assert int(state.step) == 2
-  assert [json.loads(l)["step"] for l in open(os.path.join(workdir, "metrics.jsonl")) if "train/loss" in l] == [1, 2]
+  assert int(state.step) == 4
+  assert [json.loads(l)["step"] for l in open(os.path.join(workdir, "metrics.jsonl")) if "train/loss" in l] == \
+      [1, 2, 3, 4]
+
+
+def _truncate_data_files(step_dir):
+  files = [os.path.join(d, f) for d, _, fs in os.walk(step_dir) for f in fs]
+  for f in sorted(files, key=os.path.getsize)[-3:]:             # the array data, not the small metadata
+    with open(f, "r+b") as h:
+      h.truncate(max(os.path.getsize(f) // 3, 1))
+
+
+def test_sample_and_load_run_fall_back_past_a_damaged_latest_checkpoint(trained, tmp_path, capfd):
+  workdir = str(tmp_path / "copy")
+  shutil.copytree(trained, workdir)
+  _truncate_data_files(os.path.join(workdir, "checkpoints", "4"))
+  restored = run.load_run(workdir)
+  err = capfd.readouterr().err
+  assert restored.step == 2 and int(restored.state.step) == 2
+  assert "checkpoint 4" in err and "is damaged" in err and "note: using checkpoint 2" in err, err
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4", "health.json"]   # nothing moved
+  with pytest.raises(ValueError, match="checkpoint 4 .* is damaged and cannot be restored"):
+    run.load_run(workdir, step=4)
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  proc = subprocess.run([sys.executable, "-m", "experiments.sample", f"--workdir={workdir}", "--num=4", "--batch=4",
+                         f"--out={tmp_path}/s.npz"], cwd=root, capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, PYTHONPATH=root))
+  assert "note: using checkpoint 2" in proc.stderr, proc.stderr[-2000:]
+  # The samples are written before the PNG grid, which `sample` draws for image runs only (a points run, as
+  # here, then fails on the grid: a separate, known limitation of experiments/sample.py).
+  import numpy as np
+  with np.load(f"{tmp_path}/s.npz") as z:
+    assert json.loads(str(z["meta"]))["step"] == 2 and z["images"].shape[0] == 4
