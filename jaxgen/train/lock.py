@@ -19,6 +19,15 @@ LOCK_NAME = ".lock"
 log = logging.getLogger("jaxgen")
 
 
+_HELD = set()      # the locks this process holds, for release_all
+
+
+def release_all() -> None:
+  """Release every lock this process holds (before an immediate exit: a second Ctrl-C)."""
+  for lock in list(_HELD):
+    lock.release()
+
+
 class WorkdirLocked(RuntimeError):
   """Another live run holds the workdir."""
 
@@ -71,6 +80,7 @@ class WorkdirLock:
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       self.held = True
+      _HELD.add(self)
       return self
     raise WorkdirLocked(f"could not take the workdir lock {self.path}")
 
@@ -86,3 +96,4 @@ class WorkdirLock:
       if other is not None and other.get("pid") == os.getpid():
         os.remove(self.path)
       self.held = False
+      _HELD.discard(self)

@@ -147,8 +147,8 @@ class _SignalFlag:
       log.warning("received signal %d: asking every process to save a checkpoint and stop", signum)
       os.kill(os.getpid(), signal.SIGTERM)
       return
-    if self.signum is not None:          # a second signal: stop at once
-      raise KeyboardInterrupt
+    if self.signum is not None:          # a second signal: stop at once, without a traceback
+      _exit_now(signum, self.signum)
     self.signum = signum
     log.warning("received signal %d: saving a checkpoint after this step", signum)
 
@@ -159,6 +159,43 @@ class _SignalFlag:
       if multihost_utils.reached_preemption_sync_point(step):
         self.signum = signal.SIGTERM
         log.warning("preemption: every process saves a checkpoint at step %d and stops", step)
+
+  def __exit__(self, *exc):
+    for s, h in self._old.items():
+      signal.signal(s, h)
+
+
+def _exit_now(signum: int, first: int) -> None:
+  """A second SIGINT/SIGTERM while the first one's checkpoint is pending: one line, release the workdir lock,
+  exit 128 + signum at once. Orbax writes a checkpoint under a temporary name and renames it when complete, so
+  the last complete checkpoint is intact and a rerun resumes from it."""
+  import sys
+  from jaxgen.train.lock import release_all
+  print(f"error: second signal {signum} after signal {first}: stopping now without saving; the last complete "
+        f"checkpoint is intact: rerun the same command to resume from it", file=sys.stderr, flush=True)
+  release_all()
+  os._exit(128 + signum)
+
+
+class _StartupSignals:
+  """SIGINT/SIGTERM before the train loop (restoring, compiling): nothing trained yet, so stop with
+  TrainingInterrupted (the lock is released on the way out) instead of the default action's abrupt death,
+  which leaves the lock behind. The loop's _SignalFlag takes over the signals while it runs. One process only:
+  a multi-process job leaves SIGTERM to JAX's preemption service."""
+
+  def __init__(self):
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread() and not _preemption_service():
+      for s in (signal.SIGINT, signal.SIGTERM):
+        self._old[s] = signal.signal(s, self._handle)
+    return self
+
+  @staticmethod
+  def _handle(signum, frame):
+    raise TrainingInterrupted(signum, None, f"interrupted by signal {signum} during start-up, before the first "
+                              f"step of this run: nothing to save; rerun the same command to resume")
 
   def __exit__(self, *exc):
     for s, h in self._old.items():
@@ -198,8 +235,9 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
                         groups=param_groups(family))
   lock = _take_lock(workdir, is_main)
   try:
-    return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main,
-                  allow_restart)
+    with _StartupSignals():
+        return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points,
+                    is_main, allow_restart)
   finally:
     lock.release()
 
