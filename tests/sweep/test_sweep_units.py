@@ -84,7 +84,8 @@ def test_slurm_script_runs_each_point_through_the_same_sweep(tmp_path):
   args = [f"--config={GAN}:smoke", "--grid=model.latent_dim=8,16", "--seeds=3", f"--root={tmp_path}"]
   text = slurm.script(sweep, args, options=["--gres=gpu:1", "time=4:00:00"])
   assert "#SBATCH --array=0-5" in text and "#SBATCH --gres=gpu:1" in text and "#SBATCH --time=4:00:00" in text
-  assert "#SBATCH --requeue" in text and "#SBATCH --signal=TERM@120" in text
+  # B: signals the batch shell, which exec's the sweep (sbatch signals only job steps without it; none here)
+  assert "#SBATCH --requeue" in text and "#SBATCH --signal=B:TERM@120" in text and "srun" not in text
   last = text.strip().splitlines()[-1]
   assert last.startswith("exec ") and last.endswith("--point=${SLURM_ARRAY_TASK_ID}") and "--seeds=3" in last
 
