@@ -122,9 +122,9 @@ def test_report_means_stds_best_row_and_unfinished_points(tmp_path):
     summary = list(csv.DictReader(f))
   a = [fids[("1e-3", s)] for s in range(3)]
   b = [fids[("3e-4", s)] for s in range(2)]
-  assert math.isclose(float(summary[0]["samples/fid_mean"]), np.mean(a), rel_tol=1e-12)
-  assert math.isclose(float(summary[0]["samples/fid_std"]), np.std(a, ddof=1), rel_tol=1e-12)
-  assert math.isclose(float(summary[1]["samples/fid_mean"]), np.mean(b), rel_tol=1e-12)
+  assert math.isclose(float(summary[0]["samples/fid_seeds_mean"]), np.mean(a), rel_tol=1e-12)
+  assert math.isclose(float(summary[0]["samples/fid_seeds_std"]), np.std(a, ddof=1), rel_tol=1e-12)
+  assert math.isclose(float(summary[1]["samples/fid_seeds_mean"]), np.mean(b), rel_tol=1e-12)
   assert summary[0]["seeds_done"] == "3" and summary[1]["seeds_done"] == "2" and summary[1]["seeds"] == "3"
   assert summary[1]["status"] == "seed 2 partial (checkpoint 40)"
   md = open(paths["markdown"]).read()
@@ -142,3 +142,36 @@ def test_report_means_stds_best_row_and_unfinished_points(tmp_path):
   assert report.metric_mode("test/classifier_accuracy") == "max" and report.metric_mode("test/bits_per_dim") == "min"
   with pytest.raises(grid.SweepError, match="--mode=min or --mode=max"):
     report.metric_mode("samples/weird")
+
+
+def test_report_plots_every_metric_and_names_seed_statistics_apart(tmp_path):
+  from PIL import Image
+  metrics = ["samples/fid", "samples/kid", "samples/kid_std", "samples/precision", "samples/recall", "samples/is"]
+  points = []
+  for lr in ("1e-3", "3e-4"):
+    for s in range(2):
+      rows = [{"step": 10, "train/loss": 1.0}, {"step": 10, **{m: 0.1 * (s + 1) for m in metrics}}]
+      points.append(_fake_point(str(tmp_path), f"learning_rate={lr},seed={s}", [["optim.learning_rate", lr]], s,
+                                "done", rows))
+  manifest = {"config": "experiments/ddpm_cifar.py:quick", "set": [], "grid": [["optim.learning_rate",
+              ["1e-3", "3e-4"]]], "seeds": [0, 1], "points": points, "num_train_steps": {p["name"]: 10 for p in points}}
+  json.dump(manifest, open(tmp_path / "sweep.json", "w"))
+  paths = report.report(str(tmp_path), metrics, out=open(os.devnull, "w"))
+  with open(paths["summary_csv"]) as f:
+    header = next(csv.reader(f))
+  # the logged samples/kid_std (a column of report.csv) and the spread of samples/kid over seeds differ in name
+  assert "samples/kid_seeds_std" in header and "samples/kid_std_seeds_mean" in header
+  assert "samples/kid_std" not in header
+  with open(paths["csv"]) as f:
+    assert "samples/kid_std" in next(csv.reader(f))
+  width, height = Image.open(paths["metrics_plot"]).size
+  assert (width, height) == (4 * 420, 2 * 340)            # six panels, four to a row: none dropped
+
+
+def test_progress_comes_from_the_latest_attempt_only(tmp_path):
+  log = tmp_path / "sweep.log"
+  log.write_text("=== attempt 1\nstep 30/100 | loss 1\n")
+  assert runner.progress_of(str(log)) == "step 30/100"
+  with open(log, "a") as f:
+    f.write("=== attempt 2\ncompiled train step in 3 s\n")
+  assert runner.progress_of(str(log)) is None
