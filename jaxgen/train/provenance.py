@@ -3,7 +3,8 @@
 Every start of a training run records, in its workdir:
   config.json["provenance"]   the latest start: the exact command line, working directory, time, the git
                               commit of the code (and whether the tree was dirty), package versions and the
-                              environment variables that change what JAX does (XLA_FLAGS, JAX_*, CUDA_VISIBLE_DEVICES);
+                              environment variables that change what JAX does (XLA_FLAGS, JAX_*, CUDA_VISIBLE_DEVICES),
+                              the machine (CPU model, core count, device count and kind);
                               config.json["runtime"] has the devices and the XLA flags in effect;
   provenance.jsonl            one such record per start (a resumed run has several), with the step it started
                               from and any config change it was allowed to make;
@@ -97,6 +98,35 @@ def package_versions(names: Iterable[str] = PACKAGES) -> Dict[str, str]:
   return out
 
 
+def cpu_model() -> str:
+  """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor())."""
+  import platform
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def machine_info() -> Dict[str, Any]:
+  """What bitwise reproducibility depends on besides the code (docs/sweeps.md): CPU model, cores, devices."""
+  info: Dict[str, Any] = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
+  if hasattr(os, "sched_getaffinity"):
+    info["cpus_usable"] = len(os.sched_getaffinity(0))
+  jax = sys.modules.get("jax")
+  if jax is not None:                 # devices only when JAX runs already (collect never starts it)
+    try:
+      devices = jax.devices()
+      info.update(device_count=jax.device_count(), local_device_count=jax.local_device_count(),
+                  device_kind=devices[0].device_kind if devices else None, backend=jax.default_backend())
+    except RuntimeError:
+      pass
+  return info
+
+
 def collect(argv: Optional[List[str]] = None, experiment_file: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
   """(the provenance record of this process, the git diff text to save when the tree is dirty)."""
   import jaxgen
@@ -110,6 +140,7 @@ def collect(argv: Optional[List[str]] = None, experiment_file: Optional[str] = N
       "command": shlex.join(shown),
       "argv": argv, "cwd": os.getcwd(), "git": code, "packages": package_versions(),
       "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+      "machine": machine_info(),
   }
   if experiment_file:
     exp, exp_diff = git_state(experiment_file)

@@ -313,6 +313,8 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   def save(step):
     saved["step"] = step
     health.note(step, _param_norm(state))
+    if is_main:
+      _write_pending(ckpt, step, logged)
     if ckpt.save(step, state):
       _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
@@ -341,7 +343,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
                                + _diverged(ckpt, health, workdir, bad[0], is_main))
     return rows
 
-  logged = []
+  logged = _read_pending(ckpt.directory, start_step)   # the steps of the current log window before the resume
   with _SignalFlag() as flag:
     try:
       while step < total:
@@ -359,10 +361,12 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
         if not boundary:
           continue
         logged.extend(check_window())
-        if step % config.log_every == 0 or step == total:
+        at_log = step % config.log_every == 0 or step == total
+        if at_log or (flag.signum is not None and logged):   # a step stopped between log boundaries is logged too
           rates = progress.report(step)
           mean = _window_means(logged)
-          logged.clear()
+          if at_log:
+            logged.clear()                   # else kept: saved with the checkpoint, the resumed window's start
           mean.update({f"perf/{k}": v for k, v in rates.items()}, **{"perf/elapsed_sec": time.perf_counter() - t0})
           writer.write_scalars(step, mean)
           _print(is_main, format_progress(step, total, mean, rates))
@@ -390,6 +394,38 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   _print(is_main, f"done: step {total}/{total}; this run trained {total - start_step} steps in "
                   f"{time.perf_counter() - t0:.1f} s; workdir {workdir}")
   return state
+
+
+PENDING_FILE = "pending_metrics.json"
+
+
+def _write_pending(ckpt, step, rows) -> None:
+  """Save the host metrics of the steps since the last log row with checkpoint `step` (checkpoints/
+  pending_metrics.json, keyed by step), so that the first row after a resume averages the same window as an
+  uninterrupted run."""
+  import json
+  path = os.path.join(ckpt.directory, PENDING_FILE)
+  try:
+    with open(path) as f:
+      pending = json.load(f)
+  except (OSError, ValueError):
+    pending = {}
+  keep = {str(s) for s in ckpt.all_steps()}
+  pending = {k: v for k, v in pending.items() if k in keep}
+  pending[str(step)] = [[int(s), {k: float(v) for k, v in m.items() if np.ndim(v) == 0}] for s, m in rows]
+  os.makedirs(ckpt.directory, exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(pending, f)
+  os.replace(path + ".tmp", path)
+
+
+def _read_pending(directory, step) -> list:
+  import json
+  try:
+    with open(os.path.join(directory, PENDING_FILE)) as f:
+      return [(int(s), m) for s, m in json.load(f).get(str(step), [])]
+  except (OSError, ValueError):
+    return []
 
 
 def _param_norm(state) -> float:
