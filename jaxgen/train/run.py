@@ -263,7 +263,12 @@ def run_cli(flags, *, experiment: str):
             f"{jax.process_index()} (another process probably died or was killed): {str(e).splitlines()[0]}; "
             f"stopping (the coordinator declares a silent process dead after --heartbeat_timeout="
             f"{flags.heartbeat_timeout} s and stops the rest)", file=sys.stderr, flush=True)
-      sys.exit(1)
+      # Exit now: Python's normal exit runs jax.distributed's shutdown, which waits for the dead peer until the
+      # heartbeat timeout again and then aborts (rc 134, a C++ check-failure trace).
+      from jaxgen.train.lock import release_all
+      release_all()
+      sys.stdout.flush()
+      os._exit(1)
     raise
 
 
