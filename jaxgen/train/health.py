@@ -9,7 +9,7 @@ before it turns into NaN). A checkpoint of step c is *good* when
     than SPIKE times max(|mean|, their standard deviation). The loss of step c + 1 is the first one computed
     from checkpoint c's parameters, so a spike at step s rules out every checkpoint from s - 1 on.
 `Health` keeps the losses of the run (this start's steps, and the logged window means of earlier starts read
-from metrics.jsonl) and each checkpoint's parameter norm in checkpoints/health.json.
+from metrics.jsonl) and each checkpoint's parameter norm in workdir/health.json.
 """
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ def first_spike(losses: List[Tuple[int, float]]) -> Optional[Tuple[int, float, f
 
 
 class Health:
-  """The run's losses and its checkpoints' parameter norms (checkpoints/health.json, written by process 0)."""
+  """The run's losses and its checkpoints' parameter norms (`path`: workdir/health.json, written by process 0)."""
 
-  def __init__(self, checkpoint_dir: str, *, enabled: bool = True):
-    self.path = os.path.join(checkpoint_dir, HEALTH_FILE)
+  def __init__(self, path: str, *, enabled: bool = True):
+    self.path = path
     self.enabled = enabled
     self.losses: List[Tuple[int, float]] = []
     self.record: Dict[str, float] = {}

@@ -20,7 +20,7 @@ import numpy as np
 from jaxgen.train import parallel
 from jaxgen.train.checkpoint import CheckpointUnavailable, Checkpointer
 from jaxgen.train.family import MultiStepFamily
-from jaxgen.train.health import Health
+from jaxgen.train.health import HEALTH_FILE, Health
 from jaxgen.train.images import plot_loss_curves, save_samples_figure
 from jaxgen.train.lock import WorkdirLock, WorkdirLocked
 from jaxgen.train.logging import MetricWriter, Progress, format_progress, log
@@ -286,7 +286,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
   writer.write_config(config_dict if config_dict is not None else config.to_dict())   # after a refused restore: untouched
   if is_main:
     writer.truncate_after(start_step)        # steps an interrupted run logged after its last checkpoint
-  health = Health(ckpt.directory, enabled=is_main)
+  health = Health(os.path.join(workdir, HEALTH_FILE), enabled=is_main)
   health.seed_losses(writer.metrics_path, start_step)
   if health.reference is None:               # the run's first state: what a later checkpoint's norm is held to
     health.note(None, _param_norm(state))
@@ -314,7 +314,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
     saved["step"] = step
     health.note(step, _param_norm(state))
     if is_main:
-      _write_pending(ckpt, step, logged)
+      _write_pending(workdir, ckpt, step, logged)
     if ckpt.save(step, state):
       _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
@@ -343,7 +343,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
                                + _diverged(ckpt, health, workdir, bad[0], is_main))
     return rows
 
-  logged = _read_pending(ckpt.directory, start_step)   # the steps of the current log window before the resume
+  logged = _read_pending(workdir, start_step)   # the steps of the current log window before the resume
   with _SignalFlag() as flag:
     try:
       while step < total:
@@ -399,12 +399,12 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
 PENDING_FILE = "pending_metrics.json"
 
 
-def _write_pending(ckpt, step, rows) -> None:
-  """Save the host metrics of the steps since the last log row with checkpoint `step` (checkpoints/
+def _write_pending(workdir, ckpt, step, rows) -> None:
+  """Save the host metrics of the steps since the last log row with checkpoint `step` (workdir/
   pending_metrics.json, keyed by step), so that the first row after a resume averages the same window as an
   uninterrupted run."""
   import json
-  path = os.path.join(ckpt.directory, PENDING_FILE)
+  path = os.path.join(workdir, PENDING_FILE)
   try:
     with open(path) as f:
       pending = json.load(f)
@@ -413,16 +413,15 @@ def _write_pending(ckpt, step, rows) -> None:
   keep = {str(s) for s in ckpt.all_steps()}
   pending = {k: v for k, v in pending.items() if k in keep}
   pending[str(step)] = [[int(s), {k: float(v) for k, v in m.items() if np.ndim(v) == 0}] for s, m in rows]
-  os.makedirs(ckpt.directory, exist_ok=True)
   with open(path + ".tmp", "w") as f:
     json.dump(pending, f)
   os.replace(path + ".tmp", path)
 
 
-def _read_pending(directory, step) -> list:
+def _read_pending(workdir, step) -> list:
   import json
   try:
-    with open(os.path.join(directory, PENDING_FILE)) as f:
+    with open(os.path.join(workdir, PENDING_FILE)) as f:
       return [(int(s), m) for s, m in json.load(f).get(str(step), [])]
   except (OSError, ValueError):
     return []
@@ -452,8 +451,8 @@ def _diverged(ckpt, health, workdir, step, is_main) -> str:
     text += (f"Checkpoint(s) {moved} were moved to {os.path.join(ckpt.directory, 'diverged')} (kept, not "
              f"deleted). ")
   if good is not None:
-    text += (f"The last good checkpoint (finite, loss and parameter norm within the run's own history) is step "
-             f"{good} in {ckpt.directory}: rerunning resumes from it")
+    text += (f"The last good checkpoint is step {good} in {ckpt.directory} (finite, its loss and parameter norm "
+             f"within the run's own history): rerunning resumes from it")
   else:
     text += f"No good checkpoint is left in {ckpt.directory}: rerunning starts again from step 0"
   return (text + "; rerun with a lower optim.learning_rate (allowed after a divergence without "
