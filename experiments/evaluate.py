@@ -115,6 +115,14 @@ def _check_arguments(command) -> None:
     _fail(f"--{given[0]} and --{given[1]} both ask for the condition; give one")
   if FLAGS.captions is not None and not os.path.isfile(FLAGS.captions):
     _fail(f"--captions={FLAGS.captions} is not a file (one caption a line)")
+  from jaxgen.train.provenance import BadRecord, read_record    # no JAX or TF import
+  try:
+    family = (read_record(FLAGS.workdir).get("config") or {}).get("family")
+  except BadRecord as e:
+    _fail(str(e))
+  if FLAGS.temperature is not None and family != "flow":
+    _fail(f"--temperature={FLAGS.temperature} is a flow's sampling temperature; the run in {FLAGS.workdir} is a "
+          f"{family!r} run")
   if FLAGS.num < 2 or FLAGS.chunk < 1:
     _fail(f"--num={FLAGS.num} must be >= 2 and --chunk={FLAGS.chunk} >= 1")
 

@@ -66,10 +66,12 @@ def _define_config_flag(argv):
   from jaxgen.train.run import read_run_config
   workdir = _workdir_from_argv(argv)
   if not workdir:
+    if any(a in ("--help", "-h", "--helpfull", "-?", "--helpshort") for a in argv[1:]):
+      return {}, {}                  # absl prints the help (the run's --config.<field> flags need --workdir)
     _fail("--workdir is required (the run to sample from)")
   try:
     record, config = read_run_config(workdir)
-  except FileNotFoundError as e:
+  except (FileNotFoundError, ValueError) as e:
     _fail(str(e))
   config_flags.DEFINE_config_dict("config", config, "the run's config; override fields with --config.<f>=<v>")
   return record, config.to_dict()

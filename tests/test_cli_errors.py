@@ -43,3 +43,51 @@ def test_bad_command_line_is_one_line_and_exit_2(tmp_path, module, args, message
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(fill(message)), proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr and seconds < 20
+
+
+def _workdirs(tmp_path):
+  """'bad': a config.json that is not JSON; 'ddpm': a DDPM run's record (no checkpoint needed to refuse)."""
+  import json
+  bad, ddpm = tmp_path / "bad", tmp_path / "ddpm"
+  bad.mkdir()
+  (bad / "config.json").write_text('{"experiment": "experiments.flow_toy2d", "config": {')
+  ddpm.mkdir()
+  (ddpm / "config.json").write_text(json.dumps({"experiment": "experiments.ddpm_cifar", "preset": "smoke",
+                                                "config": {"family": "ddpm", "seed": 0}}))
+  return {"bad": str(bad), "ddpm": str(ddpm), "tmp": str(tmp_path)}
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("flow_toy2d", ["--config=experiments/flow_toy2d.py:smoke", "--workdir={bad}"],
+     "error: {bad}/config.json cannot be read as a run record (JSONDecodeError"),
+    ("sample", ["--workdir={bad}"], "error: {bad}/config.json cannot be read as a run record"),
+    ("evaluate", ["--workdir={bad}"], "error: {bad}/config.json cannot be read as a run record"),
+    ("flow_toy2d", ["--config=experiments/no_such_file.py:smoke", "--workdir={tmp}/w"],
+     "error: --config=experiments/no_such_file.py:smoke: the config file experiments/no_such_file.py does not exist"),
+    ("flow_toy2d", ["--config=experiments/flow_toy2d.py:smoke", "--config.prng_impl=foo", "--workdir={tmp}/w"],
+     "error: bad config: prng_impl='foo'; choose one of: threefry2x32, rbg, unsafe_rbg"),
+    ("flow_toy2d", ["--config=experiments/flow_toy2d.py:smoke", "--config.optim.learning_rate=1e39",
+                    "--workdir={tmp}/w"], "error: bad config: optim.learning_rate=1e+39 must be a finite number"),
+    ("flow_toy2d", ["--config=experiments/flow_toy2d.py:smoke", "--config.optim.learning_rate=nan",
+                    "--workdir={tmp}/w"], "error: bad config: optim.learning_rate=nan must be a finite number"),
+    ("evaluate", ["--workdir={ddpm}", "--temperature=0.7"],
+     "error: --temperature=0.7 is a flow's sampling temperature; the run in {ddpm} is a 'ddpm' run"),
+    ("flow_inverse", ["--config=experiments/flow_inverse.py:smoke", "--config.prior_workdir={ddpm}",
+                      "--workdir={tmp}/w"], "error: bad config: prior_workdir='{ddpm}' holds a 'ddpm' run"),
+])
+def test_refused_runs_are_one_line_and_leave_no_trace(tmp_path, module, args, message):
+  dirs = _workdirs(tmp_path)
+  fill = lambda s: s.format(**dirs)   # noqa: E731
+  before = sorted(str(p) for p in tmp_path.rglob("*"))
+  proc, seconds = _cli(module, *map(fill, args))
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(fill(message)), proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr and seconds < 20
+  assert sorted(str(p) for p in tmp_path.rglob("*")) == before     # no provenance row, no config.json, no dirs
+
+
+def test_sample_help_needs_no_workdir():
+  proc, _ = _cli("sample", "--help")                   # absl's --help exits with 1 after printing the help
+  assert proc.returncode in (0, 1) and "error:" not in proc.stderr, proc.stderr[-2000:]
+  assert "--workdir: run directory" in proc.stdout and "--num: number of samples" in proc.stdout

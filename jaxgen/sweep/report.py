@@ -2,7 +2,7 @@
 
 Writes under ROOT:
   report.csv          one row per point: its swept values, seed, status, step, git commit, every final metric
-  report_summary.csv  one row per grid point: mean and std over its finished seeds of each metric
+  report_summary.csv  one row per grid point: mean and std over its finished seeds of each metric (<m>_seeds_mean, <m>_seeds_std)
   report.md           the summary table (mean ± std, the best row marked, unfinished points said) and the points
   metrics_vs_<field>.png  the chosen metrics against a swept field, error bars = std over seeds, one line per
                       combination of the other swept fields
@@ -202,7 +202,10 @@ def write_csv(path: str, manifest, rows, groups, metrics: Sequence[str]) -> None
                   r["total"], r["commit"] or "", *[r["metrics"].get(m, "") for m in all_metrics]])
   with open(path.replace(".csv", "_summary.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow([*fields, "seeds_done", "seeds", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")], "status"])
+    # over seeds: "<metric>_seeds_mean/_seeds_std", never "<metric>_std", which may be a logged metric of its own
+    # (samples/kid_std: KID's spread over subsets, a column of report.csv)
+    w.writerow([*fields, "seeds_done", "seeds", *[f"{m}_seeds_{s}" for m in metrics for s in ("mean", "std")],
+                "status"])
     for g in groups:
       stats = [v for m in metrics for v in g["stats"][m][:2]]
       w.writerow([*[g["values"].get(k, "") for k in fields], g["done"], g["total"],
@@ -229,7 +232,12 @@ def plot_metrics(path: str, manifest, groups, metrics: Sequence[str], x_field: s
   numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
   from jaxgen.train.images import pyplot
   plt = pyplot()
-  fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), dpi=100, squeeze=False)
+  ncols = min(4, len(metrics))
+  nrows = -(-len(metrics) // ncols)
+  fig, grid_axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), dpi=100, squeeze=False)
+  for ax in grid_axes.flat[len(metrics):]:
+    ax.set_visible(False)
+  axes = [list(grid_axes.flat)]         # every metric asked for, four to a row
   lines = {}
   for g in groups:
     key = tuple(g["values"].get(f) for f in others)
@@ -328,7 +336,7 @@ def report(root: str, metrics: Sequence[str] = (), x_field: Optional[str] = None
   x_field = x_field or next((f for f, vals in manifest["grid"] if len(vals) > 1), None)
   if x_field and metrics:
     plotted = plot_metrics(os.path.join(root, f"metrics_vs_{_slug(x_field)}.png"), manifest, groups,
-                           [m for m in metrics if m != "train/loss"][:4] or metrics[:1], x_field)
+                           [m for m in metrics if m != "train/loss"] or metrics[:1], x_field)
     if plotted:
       paths["metrics_plot"] = plotted
   curves = plot_loss_curves(os.path.join(root, "loss_curves.png"), rows)

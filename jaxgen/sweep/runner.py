@@ -180,9 +180,12 @@ def log_tail(path: str, lines: int = 20) -> List[str]:
 
 
 def progress_of(log_path: str) -> Optional[str]:
-  """'step 300/500' from the latest progress line of a point's log."""
+  """'step 300/500' from the latest progress line of a point's log, in its latest attempt only (each attempt
+  starts with a '=== ' line): a new attempt that has not logged a step yet has no progress."""
   import re
   for line in reversed(log_tail(log_path, 40)):
+    if line.startswith("=== "):
+      return None
     m = re.match(r"step (\d+)/(\d+)", line)
     if m:
       return f"step {m.group(1)}/{m.group(2)}"

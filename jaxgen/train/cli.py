@@ -31,6 +31,8 @@ def define_flags(config_file: str):
   flags.DEFINE_string("workdir", None, "run directory (default: workdirs/<experiment>_<preset>)")
   flags.DEFINE_bool("allow_config_change", False, "resume a workdir with config fields that differ from the run's "
                     "own (refused by default unless every changed field is safe to change: docs/sweeps.md)")
+  flags.DEFINE_bool("allow_restart", False, "train from step 0 in a workdir whose every checkpoint was moved to "
+                    "checkpoints/damaged/ (refused by default: it would overwrite the run's metrics)")
   flags.DEFINE_bool("multihost", False, "join a multi-process job with jax.distributed.initialize()")
   flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multihost without auto-detection)")
   flags.DEFINE_integer("num_processes", None, "number of processes (with --coordinator_address)")
@@ -94,6 +96,18 @@ def command_line_error(exc: BaseException, config_file: str, argv) -> str:
   return text.splitlines()[0] if text else type(exc).__name__
 
 
+def config_file_missing(argv) -> str:
+  """The error for a --config=<file>[:preset] whose file does not exist ('' when it does or is not given)."""
+  for i, a in enumerate(argv):
+    spec = a.split("=", 1)[1] if a.startswith("--config=") else (
+        argv[i + 1] if a == "--config" and i + 1 < len(argv) else None)
+    if spec is not None:
+      path = spec.partition(":")[0]
+      if not os.path.isfile(path):
+        return f"--config={spec}: the config file {path} does not exist (e.g. experiments/ddpm_cifar.py:smoke)"
+  return ""
+
+
 def main(config_file: str, argv=None):
   """Parse the flags and run the experiment of `config_file`."""
   import sys
@@ -106,6 +120,9 @@ def main(config_file: str, argv=None):
     fail(command_line_error(e, config_file, argv))
 
   def parse(args):
+    missing = config_file_missing(args)
+    if missing:
+      fail(missing)
     try:
       rest = flag_values(args)
       flag_values.config            # apply the overrides now, inside this try

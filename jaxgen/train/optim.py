@@ -52,6 +52,23 @@ def group_settings(optim_config, group: str) -> Dict[str, Any]:
 _DEFAULTS = dict(learning_rate=1e-3, warmup_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0)
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_learning_rate(name: str, lr) -> None:
+  """ValueError unless `lr` is a number in [0, float32's largest] (the step computes in float32)."""
+  if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 <= lr <= FLOAT32_MAX):
+    raise ValueError(f"{name}={lr} must be a finite number >= 0 that float32 can hold (<= {FLOAT32_MAX:.4g})")
+
+
+def check_learning_rates(optim_config) -> None:
+  """The learning rates of config.optim and config.optim.groups.*: cheap, before the family is built."""
+  check_learning_rate("optim.learning_rate", optim_config.get("learning_rate", _DEFAULTS["learning_rate"]))
+  for g, o in dict(optim_config.get("groups") or {}).items():
+    if o and "learning_rate" in o:
+      check_learning_rate(f"optim.groups.{g}.learning_rate", o["learning_rate"])
+
+
 def check_optim_config(optim_config, groups: Sequence[str]) -> None:
   """ValueError naming the bad value; `groups` are the trainable groups the family declares."""
   overrides = dict(optim_config.get("groups") or {})
@@ -65,9 +82,7 @@ def check_optim_config(optim_config, groups: Sequence[str]) -> None:
   for g in groups:
     s = group_settings(optim_config, g)
     where = "optim" if g not in overrides else f"optim.groups.{g}"
-    lr = s["learning_rate"]
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
-      raise ValueError(f"{where}.learning_rate={lr} must be a finite number >= 0")
+    check_learning_rate(f"{where}.learning_rate", s["learning_rate"])
     if s["warmup_steps"] < 0:
       raise ValueError(f"{where}.warmup_steps={s['warmup_steps']} must be >= 0")
     if not s["grad_clip"] >= 0:

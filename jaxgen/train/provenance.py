@@ -3,7 +3,8 @@
 Every start of a training run records, in its workdir:
   config.json["provenance"]   the latest start: the exact command line, working directory, time, the git
                               commit of the code (and whether the tree was dirty), package versions and the
-                              environment variables that change what JAX does (XLA_FLAGS, JAX_*, CUDA_VISIBLE_DEVICES);
+                              environment variables that change what JAX does (XLA_FLAGS, JAX_*, CUDA_VISIBLE_DEVICES),
+                              the machine (CPU model, core count, device count and kind);
                               config.json["runtime"] has the devices and the XLA flags in effect;
   provenance.jsonl            one such record per start (a resumed run has several), with the step it started
                               from and any config change it was allowed to make;
@@ -43,16 +44,22 @@ ENV_VARS = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_PRNG_IM
             "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "JAXGEN_SWEEP_POINT")
 
 
-def safe_to_resume(family: Optional[str]) -> Tuple[str, ...]:
-  """The field patterns a resumed run of `family` may change: the trainer's, then the family's declared ones
-  (an unknown family: the trainer's only)."""
+def safe_to_resume(family: Optional[str], diverged: bool = False) -> Tuple[str, ...]:
+  """The field patterns a resumed run of `family` may change: the trainer's, the family's declared ones (an
+  unknown family: the trainer's only) and, after a divergence, the remedies its message advises."""
   from jaxgen import registry
   entry = registry.FAMILIES.get(family) if isinstance(family, str) else None
-  return SAFE_TO_RESUME + (entry.safe_to_resume if entry else ())
+  return SAFE_TO_RESUME + (entry.safe_to_resume if entry else ()) + (SAFE_AFTER_DIVERGENCE if diverged else ())
 
 
-def is_safe_to_resume(field: str, family: Optional[str] = None) -> bool:
-  return any(fnmatch.fnmatchcase(field, pattern) for pattern in safe_to_resume(family))
+# Fields a rerun may also change after a divergence (the trainer wrote workdir/diverged.json): the remedy its
+# message advises.
+SAFE_AFTER_DIVERGENCE = ("optim.learning_rate", "optim.groups.*.learning_rate", "optim.warmup_steps",
+                         "optim.grad_clip", "optim.groups.*.grad_clip")
+
+
+def is_safe_to_resume(field: str, family: Optional[str] = None, diverged: bool = False) -> bool:
+  return any(fnmatch.fnmatchcase(field, pattern) for pattern in safe_to_resume(family, diverged))
 
 
 # -- what is recorded -------------------------------------------------------------------------------------------
@@ -96,6 +103,35 @@ def package_versions(names: Iterable[str] = PACKAGES) -> Dict[str, str]:
   return out
 
 
+def cpu_model() -> str:
+  """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor())."""
+  import platform
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def machine_info() -> Dict[str, Any]:
+  """What bitwise reproducibility depends on besides the code (docs/sweeps.md): CPU model, cores, devices."""
+  info: Dict[str, Any] = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
+  if hasattr(os, "sched_getaffinity"):
+    info["cpus_usable"] = len(os.sched_getaffinity(0))
+  jax = sys.modules.get("jax")
+  if jax is not None:                 # devices only when JAX runs already (collect never starts it)
+    try:
+      devices = jax.devices()
+      info.update(device_count=jax.device_count(), local_device_count=jax.local_device_count(),
+                  device_kind=devices[0].device_kind if devices else None, backend=jax.default_backend())
+    except RuntimeError:
+      pass
+  return info
+
+
 def collect(argv: Optional[List[str]] = None, experiment_file: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
   """(the provenance record of this process, the git diff text to save when the tree is dirty)."""
   import jaxgen
@@ -109,6 +145,7 @@ def collect(argv: Optional[List[str]] = None, experiment_file: Optional[str] = N
       "command": shlex.join(shown),
       "argv": argv, "cwd": os.getcwd(), "git": code, "packages": package_versions(),
       "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+      "machine": machine_info(),
   }
   if experiment_file:
     exp, exp_diff = git_state(experiment_file)
@@ -174,6 +211,28 @@ def has_checkpoint(workdir: str) -> bool:
   return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
 
 
+class BadRecord(ValueError):
+  """A workdir's config.json that is not a readable run record."""
+
+
+def read_record(workdir: str) -> Optional[Dict[str, Any]]:
+  """The workdir's config.json as a dict, None when there is none; BadRecord (one line naming the file and
+  the fault) when it is not valid JSON or not a run record."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      record = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise BadRecord(f"{path} cannot be read as a run record ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                    f"restore it from a copy (provenance.jsonl holds each start's command) or remove it") from e
+  if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
+    raise BadRecord(f"{path} is not a run record (a JSON object with a 'config' object); restore it from a copy "
+                    f"or remove it")
+  return record
+
+
 class ConfigChanged(ValueError):
   """A rerun on a workdir asked for a config that changes what its checkpoint means."""
 
@@ -192,13 +251,13 @@ def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool
   path = os.path.join(workdir, "config.json")
   if not (os.path.exists(path) and has_checkpoint(workdir)):
     return {}
-  with open(path) as f:
-    record = json.load(f)
+  record = read_record(workdir)
   if "config" not in record:
     return {}
   changes = config_diff(record["config"], new_config)
   family = record["config"].get("family")
-  unsafe = {k: v for k, v in changes.items() if not is_safe_to_resume(k, family)}
+  diverged = os.path.exists(os.path.join(workdir, "diverged.json"))
+  unsafe = {k: v for k, v in changes.items() if not is_safe_to_resume(k, family, diverged)}
   listed = lambda d: ", ".join(f"{k} {_show(o)} -> {_show(n)}" for k, (o, n) in d.items())
   if unsafe and not allow:
     raise ConfigChanged(
@@ -207,6 +266,7 @@ def check_config_change(workdir: str, new_config: Dict[str, Any], *, allow: bool
         f"--workdir, or pass --allow_config_change if the change is intended (docs/sweeps.md lists the fields "
         f"that are safe to change on resume)")
   if changes:
-    kind = "changed config (allowed by --allow_config_change)" if unsafe else "changed config (safe to resume)"
+    kind = "changed config (allowed by --allow_config_change)" if unsafe else (
+        "changed config (safe to resume after a divergence)" if diverged else "changed config (safe to resume)")
     print(f"note: resuming {workdir} with {kind}: {listed(changes)}", flush=True)
   return {k: list(v) for k, v in changes.items()}

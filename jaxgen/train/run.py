@@ -14,7 +14,6 @@ sweep does not: it runs experiments' command lines and reads their workdirs' fil
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from typing import Any, Dict, Optional
@@ -49,16 +48,18 @@ def run_record(config, experiment: str, workdir: str) -> Dict[str, Any]:
 KEPT_RECORD_KEYS = ("converted_from",)
 
 
-def _start_record(config, experiment: str, workdir: str, *, allow_config_change: bool) -> Dict[str, Any]:
+def _start_record(config, experiment: str, workdir: str, *, allow_config_change: bool,
+                  before_recording=None) -> Dict[str, Any]:
   """The config.json record of this start, after the config-change check (process 0 decides; in a multi-host
-  job the others follow its verdict); appends the start to provenance.jsonl."""
+  job the others follow its verdict) and `before_recording()` (further checks that may refuse the run); appends
+  the start to provenance.jsonl."""
   import jax
   from jaxgen.train import provenance
   error, changes = None, {}
   if jax.process_index() == 0:
     try:
       changes = provenance.check_config_change(workdir, config.to_dict(), allow=allow_config_change)
-    except provenance.ConfigChanged as e:
+    except (provenance.ConfigChanged, provenance.BadRecord) as e:
       error = e
   if jax.process_count() > 1:
     import numpy as np
@@ -68,12 +69,12 @@ def _start_record(config, experiment: str, workdir: str, *, allow_config_change:
       error = provenance.ConfigChanged(f"process 0 refused to resume {workdir} with a changed config (see its error)")
   if error is not None:
     raise ConfigError(str(error)) from error
+  if before_recording is not None:
+    before_recording()
   record = run_record(config, experiment, workdir)
   if jax.process_index() == 0:
-    old = os.path.join(workdir, "config.json")
-    if os.path.exists(old):
-      with open(old) as f:
-        previous = json.load(f)
+    previous = provenance.read_record(workdir)
+    if previous is not None:
       record.update({k: previous[k] for k in KEPT_RECORD_KEYS if k in previous})
     experiment_file = getattr(sys.modules.get("__main__"), "__file__", None)   # the command's own file
     prov, diff = provenance.collect(experiment_file=experiment_file)
@@ -91,7 +92,7 @@ def _latest_step_on_disk(workdir: str) -> int:
 def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
         coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
         process_id: Optional[int] = None, allow_config_change: bool = False,
-        heartbeat_timeout: Optional[int] = None):
+        heartbeat_timeout: Optional[int] = None, allow_restart: bool = False):
   runtime.configure_jax(config)
   if multihost:
     from jaxgen.train.parallel import initialize_distributed
@@ -103,16 +104,48 @@ def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
   from jaxgen.data import get_dataset_spec, load_split
   from jaxgen.train import trainer
   _validate(config)
-  record = _start_record(config, experiment, workdir, allow_config_change=allow_config_change)
   entry = registry.family_entry(config.family)
-  family = registry.resolve(entry.build)(config)
-  _validate(config, family)
+  family = {}
+
+  def build_and_check():              # after the config-change check, before anything is recorded
+    family["f"] = registry.resolve(entry.build)(config)
+    _validate(config, family["f"])
+    check_checkpoint_shapes(family["f"], config, workdir)
+
+  record = _start_record(config, experiment, workdir, allow_config_change=allow_config_change,
+                         before_recording=build_and_check)
+  family = family["f"]
   data_fn = registry.resolve(entry.data_fn)(config)
   spec = get_dataset_spec(config.data.name)
   reference = load_split(config, spec.eval_split)["points"][:2000] if spec.kind == "points" else None
   eval_fn = registry.make_eval_fn(config, family, workdir)
   return trainer.train(family, config, workdir, data_fn, config_dict=record,
-                       eval_fn=eval_fn, sample_kind=spec.kind, reference_points=reference)
+                       eval_fn=eval_fn, sample_kind=spec.kind, reference_points=reference,
+                       allow_restart=allow_restart)
+
+
+def check_checkpoint_shapes(family, config, workdir: str) -> None:
+  """ConfigError naming the fields when the workdir's newest readable checkpoint holds other shapes than this
+  config's train state (a changed model size, with --allow_config_change or without config.json): refused
+  before anything is written, nothing moved (jaxgen.train.checkpoint.CheckpointMismatch)."""
+  from jaxgen.train import provenance
+  if not provenance.has_checkpoint(workdir):
+    return
+  from jaxgen.data import example_batch
+  from jaxgen.train import parallel, trainer
+  from jaxgen.train.checkpoint import CheckpointMismatch, Checkpointer
+  abstract = trainer.abstract_train_state(family, config, parallel.make_mesh(config), example_batch(config))
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  try:
+    ckpt.check_shapes(abstract)
+  except CheckpointMismatch as e:
+    raise ConfigError(str(e)) from e
+  finally:
+    ckpt.close()
+
+
+# The family of the prior run each study restores (load_run's expect=): refused before anything is written.
+STUDY_PRIOR_FAMILIES = {"flow_inverse": "flow"}
 
 
 def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
@@ -125,6 +158,15 @@ def run_study(config, workdir: str, *, experiment: str = "") -> Dict[str, Any]:
   if not source or not os.path.exists(os.path.join(source, "config.json")):
     raise ConfigError(f"bad config: prior_workdir={source!r} holds no finished run (no config.json); train the "
                       f"prior first (see this experiment's docstring) or point --config.prior_workdir at its workdir")
+  from jaxgen.train.provenance import BadRecord, read_record
+  try:
+    prior_family = (read_record(source).get("config") or {}).get("family")
+  except BadRecord as e:
+    raise ConfigError(f"bad config: prior_workdir={source!r}: {e}") from e
+  wanted = STUDY_PRIOR_FAMILIES.get(config.study)
+  if wanted is not None and prior_family != wanted:
+    raise ConfigError(f"bad config: prior_workdir={source!r} holds a {prior_family!r} run; the {config.study} study "
+                      f"needs a {wanted!r} run (e.g. experiments.glow_cifar)")
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0, tensorboard=False)
   writer.write_config(_start_record(config, experiment, workdir, allow_config_change=False))
   results = registry.resolve(registry.STUDIES[config.study])(config, workdir)
@@ -148,6 +190,21 @@ def check_paths(config, workdir: str) -> None:
     raise ConfigError(f"--config.data.data_dir={data_dir} is not a directory")
 
 
+def check_early(config, workdir: str) -> None:
+  """ConfigError for what can be checked in a second, before TensorFlow and JAX start and before anything is
+  written: the PRNG implementation, the learning rates (finite, within float32), and the workdir's config.json
+  (readable JSON) when it has one."""
+  from jaxgen.train import provenance
+  try:
+    runtime.check_prng_impl(config)
+    if "optim" in config:
+      from jaxgen.train.optim import check_learning_rates
+      check_learning_rates(config.optim)
+    provenance.read_record(workdir)
+  except ValueError as e:
+    raise ConfigError(f"bad config: {e}" if not isinstance(e, provenance.BadRecord) else str(e)) from e
+
+
 def _uses_tensorflow(config) -> bool:
   """Whether the run loads TensorFlow (TFDS image data or TensorBoard): then it is imported first, quietly."""
   from jaxgen.data.specs import DATASETS
@@ -161,6 +218,7 @@ def run_cli(flags, *, experiment: str):
   workdir = flags.workdir or os.path.join("workdirs", f"{experiment.split('.')[-1]}_{config.preset}")
   try:
     check_paths(config, workdir)        # before TensorFlow and JAX start
+    check_early(config, workdir)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
@@ -170,6 +228,7 @@ def run_cli(flags, *, experiment: str):
   from absl import logging as absl_logging
   from jaxgen.data.tfds import DatasetUnavailableError
   from jaxgen.train.frozen import FrozenPartError
+  from jaxgen.train.checkpoint import CheckpointMismatch, CheckpointUnavailable, CheckpointWriteError
   from jaxgen.train.lock import WorkdirLocked
   from jaxgen.train.trainer import NonFiniteLossError, TrainingInterrupted
   if not verbose:
@@ -178,13 +237,25 @@ def run_cli(flags, *, experiment: str):
     run(config, workdir, experiment=experiment, multihost=flags.multihost,
         coordinator_address=flags.coordinator_address, num_processes=flags.num_processes,
         process_id=flags.process_id, allow_config_change=flags.allow_config_change,
-        heartbeat_timeout=flags.heartbeat_timeout)
-  except (ConfigError, DatasetUnavailableError, WorkdirLocked, FrozenPartError) as e:
+        heartbeat_timeout=flags.heartbeat_timeout, allow_restart=flags.allow_restart)
+  except (ConfigError, DatasetUnavailableError, WorkdirLocked, CheckpointMismatch, CheckpointUnavailable,
+          FrozenPartError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
   except NonFiniteLossError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(3)
+  except CheckpointWriteError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(1)
+  except OSError as e:
+    import errno
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
+    from jaxgen.train.checkpoint import free_bytes
+    print(f"error: {e.strerror} writing {e.filename or workdir} ({free_bytes(workdir) / 2**20:.2f} MiB free "
+          f"there); free space and rerun the same command to resume", file=sys.stderr, flush=True)
+    sys.exit(1)
   except TrainingInterrupted as e:
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
@@ -195,7 +266,12 @@ def run_cli(flags, *, experiment: str):
             f"{jax.process_index()} (another process probably died or was killed): {str(e).splitlines()[0]}; "
             f"stopping (the coordinator declares a silent process dead after --heartbeat_timeout="
             f"{flags.heartbeat_timeout} s and stops the rest)", file=sys.stderr, flush=True)
-      sys.exit(1)
+      # Exit now: Python's normal exit runs jax.distributed's shutdown, which waits for the dead peer until the
+      # heartbeat timeout again and then aborts (rc 134, a C++ check-failure trace).
+      from jaxgen.train.lock import release_all
+      release_all()
+      sys.stdout.flush()
+      os._exit(1)
     raise
 
 
@@ -235,8 +311,8 @@ def read_run_config(workdir: str):
   if not os.path.exists(path):
     raise FileNotFoundError(f"{workdir} holds no run: {path} does not exist (is it the --workdir of a training "
                             "run?)")
-  with open(path) as f:
-    record = json.load(f)
+  from jaxgen.train.provenance import read_record
+  record = read_record(workdir)
   return record, ml_collections.ConfigDict(_tuples(record["config"]))
 
 
@@ -278,14 +354,35 @@ def load_run(workdir: str, *, step: Optional[int] = None, overrides: Optional[Di
   registry.validate_config(config)
   family = registry.resolve(registry.family_entry(config.family).build)(config)
   mesh = parallel.make_mesh(config)
+  from jaxgen.train.checkpoint import CheckpointUnavailable
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
-    step = ckpt.latest_step() if step is None else step
-    if step is None:
+    if ckpt.latest_step() is None:
       raise FileNotFoundError(f"{workdir} has no checkpoint in {ckpt.directory}")
     frozen = trainer.load_frozen_parts(family, workdir, mesh, has_checkpoint=True, write=False)
     abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
-    state = ckpt.restore(abstract, step)
+    if step is None:                 # past a damaged latest checkpoint, as training does (nothing is moved)
+      warn = lambda m: print(m, file=sys.stderr, flush=True)   # noqa: E731  (stdout may carry a command's JSON)
+      latest = ckpt.latest_step()
+      try:
+        step, state = ckpt.restore_latest(abstract, move_aside=False, log=warn)
+      except CheckpointUnavailable as e:
+        raise FileNotFoundError(str(e)) from e
+      if step != latest:
+        warn(f"note: using checkpoint {step} of {workdir} (the latest, {latest}, is damaged)")
+    else:
+      try:
+        state = ckpt.restore(abstract, step)
+      except FileNotFoundError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  (TensorStore's dump of a damaged checkpoint)
+        diffs = ckpt.mismatch(abstract, step) if step in ckpt.all_steps() else None
+        if diffs:
+          from jaxgen.train.checkpoint import describe_mismatch
+          raise ValueError(describe_mismatch(ckpt.directory, step, diffs)) from e
+        raise ValueError(f"checkpoint {step} in {ckpt.directory} is damaged and cannot be restored "
+                         f"({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}); "
+                         f"leave out the step to use the newest intact one") from e
   finally:
     ckpt.close()
   return Run(workdir=os.path.abspath(workdir), experiment=record.get("experiment", ""), preset=record.get("preset"),

@@ -26,11 +26,19 @@ def configure_jax(config) -> None:
   set_xla_cpu_flags(config.get("xla_cpu_fast_conv", True))
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")   # TF (the input pipeline) only: hide its INFO banner
   import jax
-  impl = config.get("prng_impl", "threefry2x32")
-  allowed = ("threefry2x32", "rbg", "unsafe_rbg")
-  if impl not in allowed:
-    raise ValueError(f"prng_impl={impl!r}; choose one of: {', '.join(allowed)}")
+  impl = check_prng_impl(config)
   jax.config.update("jax_default_prng_impl", impl)
+
+
+PRNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+
+
+def check_prng_impl(config) -> str:
+  """config.prng_impl (default threefry2x32), or ValueError naming it and the allowed ones."""
+  impl = config.get("prng_impl", "threefry2x32")
+  if impl not in PRNG_IMPLS:
+    raise ValueError(f"prng_impl={impl!r}; choose one of: {', '.join(PRNG_IMPLS)}")
+  return impl
 
 
 # What TensorFlow's C++ libraries print on import (TF_CPP_MIN_LOG_LEVEL no longer silences them: they log through

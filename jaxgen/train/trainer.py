@@ -18,8 +18,9 @@ import jax
 import numpy as np
 
 from jaxgen.train import parallel
-from jaxgen.train.checkpoint import Checkpointer
+from jaxgen.train.checkpoint import CheckpointUnavailable, Checkpointer
 from jaxgen.train.family import MultiStepFamily
+from jaxgen.train.health import HEALTH_FILE, Health
 from jaxgen.train.images import plot_loss_curves, save_samples_figure
 from jaxgen.train.lock import WorkdirLock, WorkdirLocked
 from jaxgen.train.logging import MetricWriter, Progress, format_progress, log
@@ -179,8 +180,8 @@ class _SignalFlag:
       log.warning("received signal %d: asking every process to save a checkpoint and stop", signum)
       os.kill(os.getpid(), signal.SIGTERM)
       return
-    if self.signum is not None:          # a second signal: stop at once
-      raise KeyboardInterrupt
+    if self.signum is not None:          # a second signal: stop at once, without a traceback
+      _exit_now(signum, self.signum)
     self.signum = signum
     log.warning("received signal %d: saving a checkpoint after this step", signum)
 
@@ -191,6 +192,43 @@ class _SignalFlag:
       if multihost_utils.reached_preemption_sync_point(step):
         self.signum = signal.SIGTERM
         log.warning("preemption: every process saves a checkpoint at step %d and stops", step)
+
+  def __exit__(self, *exc):
+    for s, h in self._old.items():
+      signal.signal(s, h)
+
+
+def _exit_now(signum: int, first: int) -> None:
+  """A second SIGINT/SIGTERM while the first one's checkpoint is pending: one line, release the workdir lock,
+  exit 128 + signum at once. Orbax writes a checkpoint under a temporary name and renames it when complete, so
+  the last complete checkpoint is intact and a rerun resumes from it."""
+  import sys
+  from jaxgen.train.lock import release_all
+  print(f"error: second signal {signum} after signal {first}: stopping now without saving; the last complete "
+        f"checkpoint is intact: rerun the same command to resume from it", file=sys.stderr, flush=True)
+  release_all()
+  os._exit(128 + signum)
+
+
+class _StartupSignals:
+  """SIGINT/SIGTERM before the train loop (restoring, compiling): nothing trained yet, so stop with
+  TrainingInterrupted (the lock is released on the way out) instead of the default action's abrupt death,
+  which leaves the lock behind. The loop's _SignalFlag takes over the signals while it runs. One process only:
+  a multi-process job leaves SIGTERM to JAX's preemption service."""
+
+  def __init__(self):
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread() and not _preemption_service():
+      for s in (signal.SIGINT, signal.SIGTERM):
+        self._old[s] = signal.signal(s, self._handle)
+    return self
+
+  @staticmethod
+  def _handle(signum, frame):
+    raise TrainingInterrupted(signum, None, f"interrupted by signal {signum} during start-up, before the first "
+                              f"step of this run: nothing to save; rerun the same command to resume")
 
   def __exit__(self, *exc):
     for s, h in self._old.items():
@@ -217,18 +255,22 @@ def _window_means(rows):
 
 def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optional[dict] = None,
           eval_fn: Optional[Callable[[TrainState, int], dict]] = None, sample_kind: Optional[str] = None,
-          reference_points: Optional[np.ndarray] = None) -> TrainState:
+          reference_points: Optional[np.ndarray] = None, allow_restart: bool = False) -> TrainState:
   """Train `family` for config.num_train_steps, resuming from workdir/checkpoints when present.
 
   sample_kind: 'image' (sample grids) or 'points' (scatter plots, over `reference_points` when given); the
   data set's kind (jaxgen.data.specs), inferred from the samples' rank when None.
+  allow_restart: train from step 0 although every checkpoint of the workdir was moved to checkpoints/damaged/
+  (refused otherwise: it would overwrite the run's metrics).
   """
   is_main = jax.process_index() == 0
   validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count(),
                         groups=param_groups(family))
   lock = _take_lock(workdir, is_main)
   try:
-    return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main)
+    with _StartupSignals():
+        return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points,
+                    is_main, allow_restart)
   finally:
     lock.release()
 
@@ -251,13 +293,18 @@ def _take_lock(workdir: str, is_main: bool) -> WorkdirLock:
   return lock
 
 
-def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main):
+def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points, is_main,
+           allow_restart=False):
   mesh = parallel.make_mesh(config)
   writer = MetricWriter(workdir, enabled=is_main, tensorboard=config.get("tensorboard", True))
-  writer.write_config(config_dict if config_dict is not None else config.to_dict())
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
 
   latest = ckpt.latest_step()
+  if latest is None and ckpt.damaged() and not allow_restart:
+    raise CheckpointUnavailable(
+        f"no checkpoint in {ckpt.directory} can be restored and {len(ckpt.damaged())} damaged one(s) lie in "
+        f"{os.path.join(ckpt.directory, 'damaged')}: starting again from step 0 would overwrite this run's "
+        f"metrics; restore a copy, or pass --allow_restart to train from step 0 in this workdir")
   frozen = load_frozen_parts(family, workdir, mesh, has_checkpoint=latest is not None, write=is_main)
   if frozen:
     from jaxgen.train.frozen import nbytes
@@ -274,8 +321,16 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
       data_iter = data_fn(start_step)
       batch = parallel.global_batch(next(data_iter), mesh)
     _print(is_main, f"resumed from checkpoint at step {start_step} in {ckpt.directory}")
+  writer.write_config(config_dict if config_dict is not None else config.to_dict())   # after a refused restore: untouched
   if is_main:
     writer.truncate_after(start_step)        # steps an interrupted run logged after its last checkpoint
+  health = Health(os.path.join(workdir, HEALTH_FILE), enabled=is_main)
+  health.seed_losses(writer.metrics_path, start_step)
+  if health.reference is None:               # the run's first state: what a later checkpoint's norm is held to
+    health.note(None, _param_norm(state))
+  if latest is None and os.path.isdir(os.path.join(ckpt.directory, "diverged")):
+    _print(is_main, f"note: starting from step 0: the checkpoints of the diverged run lie in "
+                    f"{os.path.join(ckpt.directory, 'diverged')}")
   total = config.num_train_steps
 
   t0 = time.perf_counter()
@@ -299,6 +354,9 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
 
   def save(step):
     saved["step"] = step
+    health.note(step, _param_norm(state))
+    if is_main:
+      _write_pending(workdir, ckpt, step, logged)
     if ckpt.save(step, state):
       _print(is_main, f"saving checkpoint {step} to {ckpt.directory}")
 
@@ -319,18 +377,15 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
     """One host transfer per boundary: the metrics of every step since the last one, checked in order."""
     rows = [(s, parallel.fetch(m)) for s, m in window]
     window.clear()
+    health.add_losses(rows)
     bad = _first_non_finite(rows)
     if bad is not None:
       ckpt.wait()
-      last = ckpt.latest_step()
-      where = (f"The last good checkpoint is step {last} in {ckpt.directory} (rerunning resumes from it"
-               if last is not None else f"No checkpoint was written before it in {ckpt.directory} (rerunning "
-               f"starts again from step 0")
-      raise NonFiniteLossError(f"non-finite {bad[1]} at step {bad[0]}; training stopped. {where}; lower the "
-                               f"learning rate or check the data if it recurs)")
+      raise NonFiniteLossError(f"non-finite {bad[1]} at step {bad[0]}; training stopped. "
+                               + _diverged(ckpt, health, workdir, bad[0], is_main))
     return rows
 
-  logged = []
+  logged = _read_pending(workdir, start_step)   # the steps of the current log window before the resume
   with _SignalFlag() as flag:
     try:
       while step < total:
@@ -348,10 +403,12 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
         if not boundary:
           continue
         logged.extend(check_window())
-        if step % config.log_every == 0 or step == total:
+        at_log = step % config.log_every == 0 or step == total
+        if at_log or (flag.signum is not None and logged):   # a step stopped between log boundaries is logged too
           rates = progress.report(step)
           mean = _window_means(logged)
-          logged.clear()
+          if at_log:
+            logged.clear()                   # else kept: saved with the checkpoint, the resumed window's start
           mean.update({f"perf/{k}": v for k, v in rates.items()}, **{"perf/elapsed_sec": time.perf_counter() - t0})
           writer.write_scalars(step, mean)
           _print(is_main, format_progress(step, total, mean, rates))
@@ -372,11 +429,76 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
     finally:
       ckpt.close()
       writer.flush()
+  if is_main and os.path.exists(os.path.join(workdir, DIVERGED_FILE)):
+    os.remove(os.path.join(workdir, DIVERGED_FILE))      # trained to the end since: the divergence is behind
   if is_main and os.path.exists(writer.metrics_path):
     plot_loss_curves(writer.metrics_path, os.path.join(workdir, "loss_curve.png"))
   _print(is_main, f"done: step {total}/{total}; this run trained {total - start_step} steps in "
                   f"{time.perf_counter() - t0:.1f} s; workdir {workdir}")
   return state
+
+
+PENDING_FILE = "pending_metrics.json"
+
+
+def _write_pending(workdir, ckpt, step, rows) -> None:
+  """Save the host metrics of the steps since the last log row with checkpoint `step` (workdir/
+  pending_metrics.json, keyed by step), so that the first row after a resume averages the same window as an
+  uninterrupted run."""
+  import json
+  path = os.path.join(workdir, PENDING_FILE)
+  try:
+    with open(path) as f:
+      pending = json.load(f)
+  except (OSError, ValueError):
+    pending = {}
+  keep = {str(s) for s in ckpt.all_steps()}
+  pending = {k: v for k, v in pending.items() if k in keep}
+  pending[str(step)] = [[int(s), {k: float(v) for k, v in m.items() if np.ndim(v) == 0}] for s, m in rows]
+  with open(path + ".tmp", "w") as f:
+    json.dump(pending, f)
+  os.replace(path + ".tmp", path)
+
+
+def _read_pending(workdir, step) -> list:
+  import json
+  try:
+    with open(os.path.join(workdir, PENDING_FILE)) as f:
+      return [(int(s), m) for s, m in json.load(f).get(str(step), [])]
+  except (OSError, ValueError):
+    return []
+
+
+def _param_norm(state) -> float:
+  import optax
+  return float(jax.jit(optax.tree.norm)(state.params))
+
+
+DIVERGED_FILE = "diverged.json"
+
+
+def _diverged(ckpt, health, workdir, step, is_main) -> str:
+  """After a non-finite step: keep the last good checkpoint (jaxgen.train.health) as the latest, move the later
+  ones to checkpoints/diverged/, record workdir/diverged.json (a rerun may then change the learning rate without
+  --allow_config_change) and say what a rerun does."""
+  import json
+  steps = ckpt.all_steps()
+  good, why = health.last_good(steps)
+  moved = ckpt.move_diverged(good)
+  if is_main:
+    with open(os.path.join(workdir, DIVERGED_FILE), "w") as f:
+      json.dump({"step": int(step), "last_good": good, "moved": moved}, f)
+  text = f"{why[0].upper() + why[1:]}. " if why else ""
+  if moved:
+    text += (f"Checkpoint(s) {moved} were moved to {os.path.join(ckpt.directory, 'diverged')} (kept, not "
+             f"deleted). ")
+  if good is not None:
+    text += (f"The last good checkpoint is step {good} in {ckpt.directory} (finite, its loss and parameter norm "
+             f"within the run's own history): rerunning resumes from it")
+  else:
+    text += f"No good checkpoint is left in {ckpt.directory}: rerunning starts again from step 0"
+  return (text + "; rerun with a lower optim.learning_rate (allowed after a divergence without "
+          "--allow_config_change), or check the data if it recurs")
 
 
 def _print(enabled: bool, message: str) -> None:

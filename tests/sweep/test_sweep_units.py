@@ -84,7 +84,8 @@ def test_slurm_script_runs_each_point_through_the_same_sweep(tmp_path):
   args = [f"--config={GAN}:smoke", "--grid=model.latent_dim=8,16", "--seeds=3", f"--root={tmp_path}"]
   text = slurm.script(sweep, args, options=["--gres=gpu:1", "time=4:00:00"])
   assert "#SBATCH --array=0-5" in text and "#SBATCH --gres=gpu:1" in text and "#SBATCH --time=4:00:00" in text
-  assert "#SBATCH --requeue" in text and "#SBATCH --signal=TERM@120" in text
+  # B: signals the batch shell, which exec's the sweep (sbatch signals only job steps without it; none here)
+  assert "#SBATCH --requeue" in text and "#SBATCH --signal=B:TERM@120" in text and "srun" not in text
   last = text.strip().splitlines()[-1]
   assert last.startswith("exec ") and last.endswith("--point=${SLURM_ARRAY_TASK_ID}") and "--seeds=3" in last
 
@@ -121,9 +122,9 @@ def test_report_means_stds_best_row_and_unfinished_points(tmp_path):
     summary = list(csv.DictReader(f))
   a = [fids[("1e-3", s)] for s in range(3)]
   b = [fids[("3e-4", s)] for s in range(2)]
-  assert math.isclose(float(summary[0]["samples/fid_mean"]), np.mean(a), rel_tol=1e-12)
-  assert math.isclose(float(summary[0]["samples/fid_std"]), np.std(a, ddof=1), rel_tol=1e-12)
-  assert math.isclose(float(summary[1]["samples/fid_mean"]), np.mean(b), rel_tol=1e-12)
+  assert math.isclose(float(summary[0]["samples/fid_seeds_mean"]), np.mean(a), rel_tol=1e-12)
+  assert math.isclose(float(summary[0]["samples/fid_seeds_std"]), np.std(a, ddof=1), rel_tol=1e-12)
+  assert math.isclose(float(summary[1]["samples/fid_seeds_mean"]), np.mean(b), rel_tol=1e-12)
   assert summary[0]["seeds_done"] == "3" and summary[1]["seeds_done"] == "2" and summary[1]["seeds"] == "3"
   assert summary[1]["status"] == "seed 2 partial (checkpoint 40)"
   md = open(paths["markdown"]).read()
@@ -162,3 +163,36 @@ def test_report_default_metrics_are_the_runs_declared_ones(tmp_path):
   # a GAN's headline is its generator loss, as it declares
   json.dump({"config": {"family": "gan", "evals": []}}, open(os.path.join(point["workdir"], "config.json"), "w"))
   assert report.default_metrics([row], ["train/d_loss", "train/g_loss"]) == ["train/g_loss"]
+
+
+def test_report_plots_every_metric_and_names_seed_statistics_apart(tmp_path):
+  from PIL import Image
+  metrics = ["samples/fid", "samples/kid", "samples/kid_std", "samples/precision", "samples/recall", "samples/is"]
+  points = []
+  for lr in ("1e-3", "3e-4"):
+    for s in range(2):
+      rows = [{"step": 10, "train/loss": 1.0}, {"step": 10, **{m: 0.1 * (s + 1) for m in metrics}}]
+      points.append(_fake_point(str(tmp_path), f"learning_rate={lr},seed={s}", [["optim.learning_rate", lr]], s,
+                                "done", rows))
+  manifest = {"config": "experiments/ddpm_cifar.py:quick", "set": [], "grid": [["optim.learning_rate",
+              ["1e-3", "3e-4"]]], "seeds": [0, 1], "points": points, "num_train_steps": {p["name"]: 10 for p in points}}
+  json.dump(manifest, open(tmp_path / "sweep.json", "w"))
+  paths = report.report(str(tmp_path), metrics, out=open(os.devnull, "w"))
+  with open(paths["summary_csv"]) as f:
+    header = next(csv.reader(f))
+  # the logged samples/kid_std (a column of report.csv) and the spread of samples/kid over seeds differ in name
+  assert "samples/kid_seeds_std" in header and "samples/kid_std_seeds_mean" in header
+  assert "samples/kid_std" not in header
+  with open(paths["csv"]) as f:
+    assert "samples/kid_std" in next(csv.reader(f))
+  width, height = Image.open(paths["metrics_plot"]).size
+  assert (width, height) == (4 * 420, 2 * 340)            # six panels, four to a row: none dropped
+
+
+def test_progress_comes_from_the_latest_attempt_only(tmp_path):
+  log = tmp_path / "sweep.log"
+  log.write_text("=== attempt 1\nstep 30/100 | loss 1\n")
+  assert runner.progress_of(str(log)) == "step 30/100"
+  with open(log, "a") as f:
+    f.write("=== attempt 2\ncompiled train step in 3 s\n")
+  assert runner.progress_of(str(log)) is None

@@ -1,6 +1,7 @@
-"""Fault injection: a run killed with SIGKILL at several moments, one of them in the middle of an asynchronous
-checkpoint write, and rerun with the same command each time, ends with the parameters, EMA and optimizer state
-of an uninterrupted run, bit for bit.
+"""Fault injection: a run killed with SIGKILL at several moments chosen by a seed (JAXGEN_FAULT_SEED, default 11:
+during start-up, i.e. restore and compile, in the middle of an asynchronous checkpoint write, and at a random
+step, in a random order), and rerun with the same command each time, ends with the parameters, EMA and optimizer
+state of an uninterrupted run, bit for bit, and with every step logged once.
 
 The run is the real command line (`python -m experiments.flow_toy2d`, the smoke model: a process start and a
 compile in seconds), so what is under test is what a user or a cluster scheduler does to it."""
@@ -69,6 +70,14 @@ def _kill_when(proc, ready, timeout=120.0):
   raise AssertionError("the run neither reached the kill point nor finished")
 
 
+def _lock_pid(workdir):
+  try:
+    with open(os.path.join(workdir, ".lock")) as f:
+      return json.load(f).get("pid")
+  except (OSError, ValueError):
+    return None
+
+
 def _final_state(workdir):
   state = load_run(workdir).state
   assert int(state.step) == STEPS
@@ -86,16 +95,22 @@ def test_kill_9_at_random_moments_resumes_bit_for_bit(tmp_path):
   assert any(n in proc.stderr for n in STARTUP_NOISE), proc.stderr[:2000]
 
   workdir = str(tmp_path / "killed")
-  rng = np.random.default_rng(11)
-  kills = []
-  # Kill points: during a checkpoint write; then at two random logged steps (between or around saves).
-  points = [("during a save", lambda: _saving(workdir))]
-  for _ in range(2):
-    points.append(("at a random moment", None))
+  seed = int(os.environ.get("JAXGEN_FAULT_SEED", "11"))
+  rng = np.random.default_rng(seed)
+  kills = [f"seed {seed}"]
+  # Kill points, in an order the seed picks: during start-up (the lock is taken, no new step yet: restoring or
+  # compiling), during a checkpoint write, at a random logged step (between or around saves) plus a delay.
+  points = [(str(what), None) for what in rng.permutation(["during start-up", "during a save", "at a random moment"])]
   for what, ready in points:
     proc = subprocess.Popen(_command(workdir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    if ready is None:
+    if what == "during a save":
+      ready = lambda: _saving(workdir)   # noqa: E731
+    elif what == "during start-up":
+      before = max(_logged_steps(workdir) + [0])
+      ready = lambda proc=proc, before=before: (_lock_pid(workdir) == proc.pid and   # noqa: E731
+                                                max(_logged_steps(workdir) + [0]) == before)
+    else:
       start = max(_logged_steps(workdir) + [0])
       target = int(rng.integers(start + 1, min(start + 16, STEPS - 2)))
       extra = float(rng.uniform(0.0, 0.05))
@@ -108,7 +123,8 @@ def test_kill_9_at_random_moments_resumes_bit_for_bit(tmp_path):
         return delayed["t"] is not None and time.monotonic() >= delayed["t"]
       what = f"{what} (after step {target} + {extra * 1000:.0f} ms)"
     assert _kill_when(proc, ready), f"the run finished before the kill {what}"
-    kills.append((what, max(_logged_steps(workdir) + [0]), sorted(os.listdir(os.path.join(workdir, "checkpoints")))))
+    ckpts = os.path.join(workdir, "checkpoints")
+    kills.append((what, max(_logged_steps(workdir) + [0]), sorted(os.listdir(ckpts)) if os.path.isdir(ckpts) else []))
 
   final = subprocess.run(_command(workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert final.returncode == 0, final.stderr[-3000:]
