@@ -223,6 +223,8 @@ def run_cli(flags, *, experiment: str):
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
   verbose = flags.is_parsed() and "verbosity" in flags and flags["verbosity"].present
+  if verbose:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")   # -v: TensorFlow's INFO notices too, unless the user chose
   if _uses_tensorflow(config):
     runtime.quiet_startup(verbose)     # TensorFlow's import notices; -v keeps them
   from absl import logging as absl_logging
