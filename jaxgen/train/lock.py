@@ -170,10 +170,14 @@ class WorkdirLock:
       pass
 
   def release(self) -> None:
+    """Remove the lock file if this process wrote it (also when a signal interrupted `acquire` after the file
+    was created); another run's lock is never touched."""
     self._stop.set()
-    if self.held:
-      other = self.holder()
-      if other is not None and other.get("pid") == os.getpid():
+    other = self.holder() if os.path.exists(self.path) else None
+    if other is not None and other.get("pid") == os.getpid() and other.get("host") == platform.node():
+      try:
         os.remove(self.path)
-      self.held = False
-      _HELD.discard(self)
+      except FileNotFoundError:
+        pass
+    self.held = False
+    _HELD.discard(self)

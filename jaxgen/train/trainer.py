@@ -266,18 +266,19 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
   is_main = jax.process_index() == 0
   validate_train_config(config, num_devices=jax.device_count(), num_processes=jax.process_count(),
                         groups=param_groups(family))
-  lock = _take_lock(workdir, is_main)
+  lock = WorkdirLock(workdir)
   try:
-    with _StartupSignals():
-        return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points,
+    with _StartupSignals():            # before the lock is taken: a signal at any moment releases it
+      _take_lock(workdir, is_main, lock)
+      return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points,
                     is_main, allow_restart)
   finally:
     lock.release()
 
 
-def _take_lock(workdir: str, is_main: bool) -> WorkdirLock:
+def _take_lock(workdir: str, is_main: bool, lock: Optional[WorkdirLock] = None) -> WorkdirLock:
   """Process 0 takes the workdir lock; in a multi-host job every process learns whether it got it."""
-  lock, error = WorkdirLock(workdir), None
+  lock, error = lock or WorkdirLock(workdir), None
   if is_main:
     try:
       lock.acquire()
