@@ -45,12 +45,12 @@ def get_config(preset: str = "paper"):
                 use_ema=False)
   cadence(c, steps=20_000, every=5000, log_every=100, sample_every=0)
   if c.preset == "quick":
-    c.model.update(patch_size=4, vision_width=96, vision_depth=4, vision_heads=4, text_width=64, text_depth=2,
+    c.model.update(patch_size=16, vision_width=128, vision_depth=3, vision_heads=4, text_width=64, text_depth=2,
                    text_heads=4, embed_dim=64, scan=False)
-    c.optim.update(learning_rate=1e-3, warmup_steps=200)
-    c.batch_size = 256
+    c.optim.update(learning_rate=1e-3, warmup_steps=100)
+    c.batch_size = 128
     c.eval.update(probe_train_examples=5000)
-    cadence(c, steps=1500, every=1500, log_every=50, sample_every=0)
+    cadence(c, steps=1500, every=500, log_every=50, sample_every=0)
   elif c.preset == "smoke":
     c.data.name = "shapes_tiny"
     c.model.update(patch_size=8, vision_width=16, vision_depth=1, vision_heads=2, text_width=16, text_depth=1,

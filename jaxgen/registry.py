@@ -114,7 +114,7 @@ EVALS = {
                                  validate=_EVAL_CONFIG + "validate_flow_classifier",
                                  metrics=("test/classifier_accuracy", "test/mlp_accuracy", "test/classifier_num_params",
                                           "test/mlp_num_params")),
-    "clip_zero_shot": EvalEntry("jaxgen.eval.clip_zero_shot:make_clip_zero_shot_eval", "final",
+    "clip_zero_shot": EvalEntry("jaxgen.eval.clip_zero_shot:make_clip_zero_shot_eval", "periodic",
                                 datasets=("shapes", "shapes_tiny"), validate=_EVAL_CONFIG + "validate_clip_zero_shot",
                                 metrics=("test/zero_shot_*_accuracy", "test/probe_*_accuracy", "test/*_chance",
                                          "test/retrieval_*", "test/num_*")),

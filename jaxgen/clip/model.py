@@ -1,6 +1,6 @@
 """CLIP's two towers and its temperature as one Flax module, and the CLIP family (a `jaxgen.train.family.Family`).
 
-`CLIPModel`: the image tower (`jaxgen.nn.vit.VisionTransformer`, whose last layer projects to `embed_dim`
+`CLIPModel` (parameters 'image_encoder', 'text_encoder', 'text_projection', 'logit_scale'): the image tower (`jaxgen.nn.vit.VisionTransformer`, whose last layer projects to `embed_dim`
 without bias), the text tower (`jaxgen.nn.transformer.TextEncoder`, causal, pooled at each caption's end of
 text) followed by `text_projection` (no bias) to `embed_dim`, and `logit_scale`, the log of the inverse
 temperature, initialised at log(1 / 0.07) (its exponential is clipped at MAX_LOGIT_SCALE = 100 where it is
@@ -36,21 +36,19 @@ class CLIPModel(nn.Module):
   embed_dim: int
 
   def setup(self):
-    self.visual = self.image_encoder
-    self.text = self.text_encoder
     self.text_projection = nn.Dense(self.embed_dim, use_bias=False, name="text_projection",
                                     kernel_init=nn.initializers.normal(self.text_encoder.width ** -0.5))
     self.logit_scale = self.param("logit_scale", nn.initializers.constant(math.log(1 / INIT_TEMPERATURE)), (),
                                   jnp.float32)
 
   def encode_image(self, images: jnp.ndarray) -> jnp.ndarray:
-    _, pooled = self.visual(images)
+    _, pooled = self.image_encoder(images)
     if pooled.shape[-1] != self.embed_dim:
       raise ValueError(f"the image tower gives {pooled.shape[-1]} features; embed_dim={self.embed_dim}")
     return l2_normalize(pooled)
 
   def encode_text(self, tokens: jnp.ndarray) -> jnp.ndarray:
-    _, pooled = self.text(tokens)
+    _, pooled = self.text_encoder(tokens)
     return l2_normalize(self.text_projection(pooled))
 
   def __call__(self, images: jnp.ndarray, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
