@@ -29,6 +29,8 @@ EXPECTED
 """
 from __future__ import annotations
 
+import ml_collections
+
 from jaxgen.train.presets import base_config, cadence, smoke
 
 
@@ -36,7 +38,8 @@ def get_config(preset: str = "paper"):
   c = base_config("clip", preset or "paper")
   c.data.name = "shapes"
   c.model = dict(patch_size=32, vision_width=768, vision_depth=12, vision_heads=12, text_width=512, text_depth=12,
-                 text_heads=8, embed_dim=512, mlp_ratio=4.0, activation="quick_gelu", scan=True)
+                 text_heads=8, text_len=ml_collections.config_dict.placeholder(int), embed_dim=512, mlp_ratio=4.0,
+                 activation="quick_gelu", scan=True)
   c.optim.update(learning_rate=5e-4, warmup_steps=2000, b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.2,
                  ema_decay=0.999, groups=dict(no_decay=dict(weight_decay=0.0)))
   c.batch_size = 32768
@@ -46,11 +49,11 @@ def get_config(preset: str = "paper"):
   cadence(c, steps=20_000, every=5000, log_every=100, sample_every=0)
   if c.preset == "quick":
     c.model.update(patch_size=16, vision_width=128, vision_depth=3, vision_heads=4, text_width=64, text_depth=2,
-                   text_heads=4, embed_dim=64, scan=False)
-    c.optim.update(learning_rate=1e-3, warmup_steps=100)
+                   text_heads=4, text_len=16, embed_dim=64, scan=False)
+    c.optim.update(learning_rate=2e-3, warmup_steps=200)
     c.batch_size = 128
     c.eval.update(probe_train_examples=5000)
-    cadence(c, steps=1500, every=500, log_every=50, sample_every=0)
+    cadence(c, steps=2000, every=1000, log_every=50, sample_every=0)
   elif c.preset == "smoke":
     c.data.name = "shapes_tiny"
     c.model.update(patch_size=8, vision_width=16, vision_depth=1, vision_heads=2, text_width=16, text_depth=1,

@@ -1,9 +1,9 @@
 """CLIP's two towers and its temperature as one Flax module, and the CLIP family (a `jaxgen.train.family.Family`).
 
-`CLIPModel` (parameters 'image_encoder', 'text_encoder', 'text_projection', 'logit_scale'): the image tower (`jaxgen.nn.vit.VisionTransformer`, whose last layer projects to `embed_dim`
-without bias), the text tower (`jaxgen.nn.transformer.TextEncoder`, causal, pooled at each caption's end of
-text) followed by `text_projection` (no bias) to `embed_dim`, and `logit_scale`, the log of the inverse
-temperature, initialised at log(1 / 0.07) (its exponential is clipped at MAX_LOGIT_SCALE = 100 where it is
+`CLIPModel` (parameters 'image_encoder', 'text_encoder', 'text_projection', 'logit_scale'): the image tower
+(`jaxgen.nn.vit.VisionTransformer`, whose last layer projects to `embed_dim` without bias), the text tower
+(`jaxgen.nn.transformer.TextEncoder`, causal, pooled at each caption's end of text) followed by
+`text_projection` (no bias) to `embed_dim`, and `logit_scale`, the log of the inverse temperature, initialised at log(1 / 0.07) (its exponential is clipped at MAX_LOGIT_SCALE = 100 where it is
 used). Both embeddings come out L2-normalised.
 
 `CLIP` (the family): params are the module's variables {'params': ...}; `loss` is `jaxgen.clip.loss.clip_loss`
@@ -64,10 +64,11 @@ class CLIP:
   """The CLIP family: contrastive pre-training of `model` on batches with 'image' (uint8) and 'tokens'."""
   model: CLIPModel
   image_shape: Tuple[int, int, int]
+  text_len: int                                      # token positions the text tower reads (the rest are pads)
   param_groups: Tuple[str, ...] = ("default", "no_decay")
 
   def init(self, rng: jax.Array, batch: Dict[str, Any]):
-    return self.model.init(rng, uint8_to_signed_unit(batch["image"]), batch["tokens"])
+    return self.model.init(rng, uint8_to_signed_unit(batch["image"]), batch["tokens"][:, :self.text_len])
 
   def param_labels(self, params):
     """'no_decay' for biases, LayerNorm scales, the class embedding and logit_scale; 'default' otherwise."""
@@ -77,8 +78,9 @@ class CLIP:
 
   def loss(self, params, batch: Dict[str, Any], rng: jax.Array):
     del rng                                          # no dropout, no augmentation
-    img, txt = self.model.apply(params, uint8_to_signed_unit(batch["image"]), batch["tokens"])
-    loss, metrics = clip_loss(img, txt, params["params"]["logit_scale"], text_ids=batch["tokens"])
+    tokens = batch["tokens"][:, :self.text_len]
+    img, txt = self.model.apply(params, uint8_to_signed_unit(batch["image"]), tokens)
+    loss, metrics = clip_loss(img, txt, params["params"]["logit_scale"], text_ids=tokens)
     return loss, {"loss": loss, **metrics}
 
   def encode_images(self, params, images: jnp.ndarray) -> jnp.ndarray:
@@ -87,8 +89,9 @@ class CLIP:
     return self.model.apply(params, x, method=CLIPModel.encode_image)
 
   def encode_text(self, params, tokens: jnp.ndarray) -> jnp.ndarray:
-    """(N, embed_dim) unit-norm embeddings of 0-padded token ids (N, L)."""
-    return self.model.apply(params, tokens, method=CLIPModel.encode_text)
+    """(N, embed_dim) unit-norm embeddings of 0-padded token ids (N, L); positions from text_len on must be pads
+    (what the data set's captions leave there)."""
+    return self.model.apply(params, tokens[:, :self.text_len], method=CLIPModel.encode_text)
 
   def logit_scale(self, params) -> jnp.ndarray:
     """The clipped multiplier exp(logit_scale) (<= 100)."""

@@ -6,7 +6,9 @@ Zero-shot: each class of an attribute is described by a prompt ensemble written 
 over every size and kind, size over every colour and kind; object count n by PROMPTS_PER_COUNT captions of n
 random objects in random quadrants (a fixed draw). A class's embedding is the normalised mean of its prompts'
 unit-norm embeddings (OpenAI's prompt ensembling); an image's prediction is the class of highest cosine. Kind,
-colour and size are scored on the single-object held-out images, count on all of them.
+colour and size are scored on the single-object held-out images, count on all of them. Beside it,
+`zero_shot_best_prompt_*`: the class of the single prompt of highest cosine (for kind, colour and size the
+prompts are the 60 captions of one object, so this reads the attribute off the best-matching caption).
 Linear probe: multinomial logistic regression on the image embeddings of the first eval.probe_train_examples
 training images (the same subset rule: single-object for kind / colour / size), eval.probe_steps full-batch Adam
 steps at eval.probe_learning_rate, scored on the same held-out images. Chance: 1 / number of classes.
@@ -74,6 +76,12 @@ def ensemble_classifier(prompt_emb: np.ndarray, prompt_class: np.ndarray, num_cl
 def zero_shot_predict(image_emb: np.ndarray, class_emb: np.ndarray) -> np.ndarray:
   """(N,) the class of highest cosine similarity for each image embedding."""
   return np.argmax(_unit(np.asarray(image_emb, np.float64)) @ np.asarray(class_emb, np.float64).T, axis=-1)
+
+
+def best_prompt_predict(image_emb: np.ndarray, prompt_emb: np.ndarray, prompt_class: np.ndarray) -> np.ndarray:
+  """(N,) the class of the prompt of highest cosine similarity for each image embedding."""
+  sim = _unit(np.asarray(image_emb, np.float64)) @ _unit(np.asarray(prompt_emb, np.float64)).T
+  return np.asarray(prompt_class)[np.argmax(sim, axis=-1)]
 
 
 def recall_at_k(similarity: np.ndarray, positives: np.ndarray, k: int) -> float:
@@ -154,6 +162,8 @@ def make_clip_zero_shot_eval(config, family, workdir=None):
       te, tr = (np.ones_like(single_test), np.ones_like(single_train)) if a == "count" else (single_test, single_train)
       pred = zero_shot_predict(img_test[te], ensemble_classifier(txt, cls, len(per_class)))
       out[f"zero_shot_{a}_accuracy"] = float(np.mean(pred == y_test[a][te]))
+      best = best_prompt_predict(img_test[te], txt, cls)
+      out[f"zero_shot_best_prompt_{a}_accuracy"] = float(np.mean(best == y_test[a][te]))
       probe = linear_probe(img_train[tr], y_train[a][tr], img_test[te], len(per_class), steps=e.probe_steps,
                            learning_rate=e.probe_learning_rate)
       out[f"probe_{a}_accuracy"] = float(np.mean(probe == y_test[a][te]))

@@ -74,6 +74,21 @@ def test_no_weight_decay_on_biases_gains_class_embedding_and_temperature(clip):
   assert labels["image_encoder"]["conv1"]["kernel"] == "default" and labels["text_projection"]["kernel"] == "default"
 
 
+def test_text_len_cuts_only_pads(clip):
+  family, params, batch = clip
+  config = get_config("smoke")
+  config.model.text_len = 14                                 # the longest shapes caption
+  short = make_clip(config)
+  cut = jax.tree_util.tree_map(lambda x: x, params)
+  pos = params["params"]["text_encoder"]["positional_embedding"]
+  cut["params"]["text_encoder"]["positional_embedding"] = pos[:14]
+  np.testing.assert_allclose(short.encode_text(cut, batch["tokens"]), family.encode_text(params, batch["tokens"]),
+                             rtol=1e-5, atol=1e-6)
+  config.model.text_len = 13
+  with pytest.raises(ValueError, match="text_len=13"):
+    validate_clip_config(config)
+
+
 def test_api_encodes_in_padded_batches_like_the_family(clip):
   family, params, batch = clip
   img = api.encode_images(family, np.asarray(batch["image"]), params, batch_size=2)   # 3 = 2 + 1 padded
@@ -93,6 +108,10 @@ def test_zero_shot_classifier_picks_the_argmax_of_a_known_similarity():
   images = np.array([[1.0, 1.0, 0.0, 0.0], [0.1, 0.0, 3.0, 2.9], [0.0, 0.9, 0.0, 1.0], [1.0, 0.0, 0.0, 0.8]])
   # similarities: [1.41, 0, 0]; [.07, 3, 2.9]; [.64, 0, 1]; [.71, 0, .8]
   np.testing.assert_array_equal(Z.zero_shot_predict(images, classes), [0, 1, 2, 2])
+  # the best single prompt instead: image 0 ties e0/e1 (class 0); image 2's best prompt is 2 * e3 (class 2)
+  np.testing.assert_array_equal(Z.best_prompt_predict(images, prompt_emb, np.array([0, 0, 1, 2])), [0, 1, 2, 2])
+  np.testing.assert_array_equal(Z.best_prompt_predict(np.array([[0.9, 1.0, 0.0, 0.5]]), prompt_emb,
+                                                      np.array([0, 1, 1, 2])), [1])
   with pytest.raises(ValueError, match=r"classes \[2\]"):
     Z.ensemble_classifier(prompt_emb[:3], np.array([0, 0, 1]), 3)
 
