@@ -4,7 +4,8 @@
 (`jaxgen.nn.vit.VisionTransformer`, whose last layer projects to `embed_dim` without bias), the text tower
 (`jaxgen.nn.transformer.TextEncoder`, causal, pooled at each caption's end of text) followed by
 `text_projection` (no bias) to `embed_dim`, and `logit_scale`, the log of the inverse temperature, initialised
-at log(1 / 0.07) (its exponential is clipped at MAX_LOGIT_SCALE = 100 where it is used). Both embeddings come out L2-normalised.
+at log(1 / 0.07) (its exponential is clipped at MAX_LOGIT_SCALE = 100 where it is used). Both embeddings come
+out L2-normalised.
 
 `CLIP` (the family): params are the module's variables {'params': ...}; `loss` is `jaxgen.clip.loss.clip_loss`
 over the global batch with `text_ids` = the batch's tokens, so identical captions are positives of each other.
