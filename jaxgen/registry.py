@@ -69,6 +69,9 @@ FAMILIES = {
                         evals=("flow_heldout", "flow_figures", "flow_density", "flow_classifier", "sample_metrics"),
                         metrics=("train/loss", "train/bits_per_dim", "train/nll_nats"),
                         sample_options="jaxgen.flows.build:apply_sample_options"),
+    "clip": FamilyEntry("jaxgen.clip.build:make_clip", "jaxgen.clip.build:validate_clip_config",
+                        evals=("clip_zero_shot",), param_groups=("default", "no_decay"),
+                        metrics=("train/loss", "train/accuracy_i2t", "train/accuracy_t2i", "train/logit_scale")),
 }
 
 _EVAL_CONFIG = "jaxgen.eval.config:"           # the evaluations' config validators (no JAX import)
@@ -111,6 +114,10 @@ EVALS = {
                                  validate=_EVAL_CONFIG + "validate_flow_classifier",
                                  metrics=("test/classifier_accuracy", "test/mlp_accuracy", "test/classifier_num_params",
                                           "test/mlp_num_params")),
+    "clip_zero_shot": EvalEntry("jaxgen.eval.clip_zero_shot:make_clip_zero_shot_eval", "periodic",
+                                datasets=("shapes", "shapes_tiny"), validate=_EVAL_CONFIG + "validate_clip_zero_shot",
+                                metrics=("test/zero_shot_*_accuracy", "test/probe_*_accuracy", "test/*_chance",
+                                         "test/retrieval_*", "test/num_*")),
 }
 
 STUDIES = {

@@ -14,6 +14,8 @@ here. JAX-free: validating a config compiles and imports nothing heavy.
   diffusion_classifier  eval.batch_size, eval.classifier_timesteps, eval.classifier_score, baseline.steps,
                         model.num_classes (> 0)
   flow_classifier       eval.batch_size, baseline.steps, model.num_classes (> 0)
+  clip_zero_shot        eval.batch_size, eval.probe_steps, eval.probe_learning_rate, eval.probe_train_examples,
+                        eval.use_ema
 """
 from __future__ import annotations
 
@@ -133,3 +135,18 @@ def validate_diffusion_classifier(config) -> None:
 def validate_flow_classifier(config) -> None:
   """The 'flow_classifier' evaluation: eval.batch_size, baseline.steps, a class-conditional flow."""
   _classifier_common(config, "flow")
+
+
+def validate_clip_zero_shot(config) -> None:
+  """The 'clip_zero_shot' evaluation: eval.batch_size, eval.probe_steps (>= 1, the linear probe's Adam steps),
+  eval.probe_learning_rate (> 0), eval.probe_train_examples (>= 2: training images the probe is fitted on),
+  eval.use_ema (a bool: the EMA params instead of the trained ones)."""
+  validate_batch_size(config)
+  check_int(config, "eval.probe_steps", 1)
+  check_int(config, "eval.probe_train_examples", 2)
+  lr = _get(config, "eval.probe_learning_rate")
+  if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
+    raise ValueError(f"eval.probe_learning_rate={lr!r} must be a finite number > 0")
+  ema = _get(config, "eval.use_ema", False)
+  if not isinstance(ema, bool):
+    raise ValueError(f"eval.use_ema={ema!r} must be True or False")

@@ -1,0 +1,99 @@
+"""CLIP's two towers and its temperature as one Flax module, and the CLIP family (a `jaxgen.train.family.Family`).
+
+`CLIPModel` (parameters 'image_encoder', 'text_encoder', 'text_projection', 'logit_scale'): the image tower
+(`jaxgen.nn.vit.VisionTransformer`, whose last layer projects to `embed_dim` without bias), the text tower
+(`jaxgen.nn.transformer.TextEncoder`, causal, pooled at each caption's end of text) followed by
+`text_projection` (no bias) to `embed_dim`, and `logit_scale`, the log of the inverse temperature, initialised
+at log(1 / 0.07) (its exponential is clipped at MAX_LOGIT_SCALE = 100 where it is used). Both embeddings come
+out L2-normalised.
+
+`CLIP` (the family): params are the module's variables {'params': ...}; `loss` is `jaxgen.clip.loss.clip_loss`
+over the global batch with `text_ids` = the batch's tokens, so identical captions are positives of each other.
+Parameter groups: 'default' and 'no_decay' (biases, LayerNorm scales, the class embedding and logit_scale, as
+open_clip excludes them from weight decay; config.optim.groups.no_decay sets weight_decay=0 for them).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Dict, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgen.clip.loss import MAX_LOGIT_SCALE, clip_loss, l2_normalize
+from jaxgen.data.image import uint8_to_signed_unit
+
+INIT_TEMPERATURE = 0.07
+NO_DECAY_LEAVES = ("bias", "scale", "class_embedding", "logit_scale")
+
+
+class CLIPModel(nn.Module):
+  """Image tower, text tower, text projection and the log inverse temperature. `__call__(images, tokens)` ->
+  (image embeddings, text embeddings), both (B, embed_dim) and unit-norm; images in [-1, 1]."""
+  image_encoder: nn.Module          # returns (tokens, pooled (B, embed_dim))
+  text_encoder: nn.Module           # returns (tokens, pooled (B, text width))
+  embed_dim: int
+
+  def setup(self):
+    self.text_projection = nn.Dense(self.embed_dim, use_bias=False, name="text_projection",
+                                    kernel_init=nn.initializers.normal(self.text_encoder.width ** -0.5))
+    self.logit_scale = self.param("logit_scale", nn.initializers.constant(math.log(1 / INIT_TEMPERATURE)), (),
+                                  jnp.float32)
+
+  def encode_image(self, images: jnp.ndarray) -> jnp.ndarray:
+    _, pooled = self.image_encoder(images)
+    if pooled.shape[-1] != self.embed_dim:
+      raise ValueError(f"the image tower gives {pooled.shape[-1]} features; embed_dim={self.embed_dim}")
+    return l2_normalize(pooled)
+
+  def encode_text(self, tokens: jnp.ndarray) -> jnp.ndarray:
+    _, pooled = self.text_encoder(tokens)
+    return l2_normalize(self.text_projection(pooled))
+
+  def __call__(self, images: jnp.ndarray, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    return self.encode_image(images), self.encode_text(tokens)
+
+  def scale(self) -> jnp.ndarray:
+    """exp(logit_scale) clipped at MAX_LOGIT_SCALE: the multiplier of the cosine similarities."""
+    return jnp.exp(jnp.minimum(self.logit_scale, math.log(MAX_LOGIT_SCALE)))
+
+
+@dataclasses.dataclass(frozen=True)
+class CLIP:
+  """The CLIP family: contrastive pre-training of `model` on batches with 'image' (uint8) and 'tokens'."""
+  model: CLIPModel
+  image_shape: Tuple[int, int, int]
+  text_len: int                                      # token positions the text tower reads (the rest are pads)
+  param_groups: Tuple[str, ...] = ("default", "no_decay")
+
+  def init(self, rng: jax.Array, batch: Dict[str, Any]):
+    return self.model.init(rng, uint8_to_signed_unit(batch["image"]), batch["tokens"][:, :self.text_len])
+
+  def param_labels(self, params):
+    """'no_decay' for biases, LayerNorm scales, the class embedding and logit_scale; 'default' otherwise."""
+    def label(path, _):
+      return "no_decay" if getattr(path[-1], "key", None) in NO_DECAY_LEAVES else "default"
+    return jax.tree_util.tree_map_with_path(label, params)
+
+  def loss(self, params, batch: Dict[str, Any], rng: jax.Array):
+    del rng                                          # no dropout, no augmentation
+    tokens = batch["tokens"][:, :self.text_len]
+    img, txt = self.model.apply(params, uint8_to_signed_unit(batch["image"]), tokens)
+    loss, metrics = clip_loss(img, txt, params["params"]["logit_scale"], text_ids=tokens)
+    return loss, {"loss": loss, **metrics}
+
+  def encode_images(self, params, images: jnp.ndarray) -> jnp.ndarray:
+    """(N, embed_dim) unit-norm embeddings of uint8 images (or images already in [-1, 1])."""
+    x = uint8_to_signed_unit(images) if images.dtype == jnp.uint8 else images
+    return self.model.apply(params, x, method=CLIPModel.encode_image)
+
+  def encode_text(self, params, tokens: jnp.ndarray) -> jnp.ndarray:
+    """(N, embed_dim) unit-norm embeddings of 0-padded token ids (N, L); positions from text_len on must be pads
+    (what the data set's captions leave there)."""
+    return self.model.apply(params, tokens[:, :self.text_len], method=CLIPModel.encode_text)
+
+  def logit_scale(self, params) -> jnp.ndarray:
+    """The clipped multiplier exp(logit_scale) (<= 100)."""
+    return self.model.apply(params, method=CLIPModel.scale)
