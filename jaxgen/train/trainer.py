@@ -180,8 +180,11 @@ class _SignalFlag:
       log.warning("received signal %d: asking every process to save a checkpoint and stop", signum)
       os.kill(os.getpid(), signal.SIGTERM)
       return
-    if self.signum is not None:          # a second signal: stop at once, without a traceback
-      _exit_now(signum, self.signum)
+    if self.signum is not None:
+      if signum == signal.SIGTERM:       # schedulers and parents repeat SIGTERM (PDEATHSIG, SLURM's step and batch
+        log.warning("received signal %d again: still saving a checkpoint after this step", signum)   # signals)
+        return
+      _exit_now(signum, self.signum)     # a second Ctrl-C: stop at once, without a traceback
     self.signum = signum
     log.warning("received signal %d: saving a checkpoint after this step", signum)
 
@@ -199,7 +202,8 @@ class _SignalFlag:
 
 
 def _exit_now(signum: int, first: int) -> None:
-  """A second SIGINT/SIGTERM while the first one's checkpoint is pending: one line, release the workdir lock,
+  """A second SIGINT (a person asking to stop now) while the first signal's checkpoint is pending: one line,
+  release the workdir lock,
   exit 128 + signum at once. Orbax writes a checkpoint under a temporary name and renames it when complete, so
   the last complete checkpoint is intact and a rerun resumes from it."""
   import sys
