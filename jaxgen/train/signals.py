@@ -1,9 +1,9 @@
 """How a training run answers SIGINT and SIGTERM (used by jaxgen.train.trainer).
 
-During the train loop (`_SignalFlag`): the first signal saves a checkpoint after the current step and stops
+During the train loop (`SignalFlag`): the first signal saves a checkpoint after the current step and stops
 with TrainingInterrupted; a repeated SIGTERM (schedulers and parents repeat it) is ignored; a second SIGINT
 stops at once in one line, releasing the workdir lock. In a multi-process job SIGTERM is left to JAX's
-preemption service, which makes every process save the same step. Before the loop (`_StartupSignals`: lock,
+preemption service, which makes every process save the same step. Before the loop (`StartupSignals`: lock,
 restore, compile) a signal stops with TrainingInterrupted: nothing trained yet, nothing to save.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _preemption_service() -> bool:
   return distributed.global_state.preemption_sync_manager is not None
 
 
-class _SignalFlag:
+class SignalFlag:
   """Records SIGINT/SIGTERM so the loop can checkpoint and stop between steps.
 
   One process: Python handlers for both. Several processes: SIGTERM is left to JAX's preemption service, which
@@ -90,10 +90,10 @@ def _exit_now(signum: int, first: int) -> None:
   os._exit(128 + signum)
 
 
-class _StartupSignals:
+class StartupSignals:
   """SIGINT/SIGTERM before the train loop (restoring, compiling): nothing trained yet, so stop with
   TrainingInterrupted (the lock is released on the way out) instead of the default action's abrupt death,
-  which leaves the lock behind. The loop's _SignalFlag takes over the signals while it runs. One process only:
+  which leaves the lock behind. The loop's SignalFlag takes over the signals while it runs. One process only:
   a multi-process job leaves SIGTERM to JAX's preemption service."""
 
   def __init__(self):

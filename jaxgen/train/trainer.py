@@ -24,7 +24,7 @@ from jaxgen.train.lock import WorkdirLock, WorkdirLocked
 from jaxgen.train.logging import MetricWriter, Progress, format_progress
 from jaxgen.train.optim import DEFAULT_GROUP, check_optim_config, make_group_optimizer
 from jaxgen.train.state import TrainState
-from jaxgen.train.signals import TrainingInterrupted, _SignalFlag, _StartupSignals  # noqa: F401
+from jaxgen.train.signals import TrainingInterrupted, SignalFlag, StartupSignals  # noqa: F401
 from jaxgen.train.step import train_step
 
 DataFn = Callable[[int], Iterator[Any]]   # start_step -> iterator of process-local numpy batches
@@ -173,7 +173,7 @@ def train(family, config, workdir: str, data_fn: DataFn, *, config_dict: Optiona
                         groups=param_groups(family))
   lock = WorkdirLock(workdir)
   try:
-    with _StartupSignals():            # before the lock is taken: a signal at any moment releases it
+    with StartupSignals():            # before the lock is taken: a signal at any moment releases it
       _take_lock(workdir, is_main, lock)
       return _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, reference_points,
                     is_main, allow_restart)
@@ -292,7 +292,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
     return rows
 
   logged = _read_pending(workdir, start_step)   # the steps of the current log window before the resume
-  with _SignalFlag() as flag:
+  with SignalFlag() as flag:
     try:
       while step < total:
         if step > start_step:
