@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 Dtype = Any
 ACTIVATIONS = ("gelu", "quick_gelu")
-POOLS = ("argmax", "last_nonpad")
+POOLS = ("argmax", "last_nonpad", "eos")
 PAD_ID = 0
 
 
@@ -195,12 +195,14 @@ class Transformer(nn.Module):
     return x
 
 
-def pool_index(tokens: jnp.ndarray, pool: str) -> jnp.ndarray:
+def pool_index(tokens: jnp.ndarray, pool: str, eos_id: Optional[int] = None) -> jnp.ndarray:
   """(B,) end-of-text position of each caption in (B, L) `tokens`.
 
   'argmax': the position of the largest id (its first occurrence), OpenAI CLIP's rule, where the EOT token
   has the largest id of the vocabulary. 'last_nonpad': the last position whose id is not PAD_ID (0), for
-  vocabularies without an EOT token such as the shapes data set's words; an all-pad caption gives 0.
+  vocabularies without an EOT token such as the shapes data set's words; an all-pad caption gives 0. 'eos': the
+  first position of the id `eos_id` (Hugging Face CLIP's rule for configs whose eos_token_id is not the legacy
+  2: an added token may have a larger id than the EOT token); a caption without it gives 0.
   """
   chex.assert_rank(tokens, 2)
   if pool == "argmax":
@@ -208,6 +210,10 @@ def pool_index(tokens: jnp.ndarray, pool: str) -> jnp.ndarray:
   if pool == "last_nonpad":
     positions = jnp.arange(tokens.shape[1])[None, :]
     return jnp.max(jnp.where(tokens != PAD_ID, positions, 0), axis=-1)
+  if pool == "eos":
+    if not isinstance(eos_id, int) or isinstance(eos_id, bool):
+      raise ValueError(f"pool='eos' needs the end-of-text id as an integer eos_id, got eos_id={eos_id!r}")
+    return jnp.argmax(tokens == eos_id, axis=-1)
   raise ValueError(f"pool={pool!r}; choose one of: {', '.join(POOLS)}")
 
 
@@ -230,6 +236,7 @@ class TextEncoder(nn.Module):
   norm_eps: float = 1e-5
   scan: bool = False
   dtype: Dtype = jnp.float32
+  eos_id: Optional[int] = None          # the end-of-text id of pool='eos'
 
   @nn.compact
   def __call__(self, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -237,7 +244,7 @@ class TextEncoder(nn.Module):
     length = tokens.shape[1]
     if length > self.max_len:
       raise ValueError(f"tokens have length {length}; this TextEncoder takes at most max_len={self.max_len}")
-    index = pool_index(tokens, self.pool)                  # checks `pool` before any parameter is made
+    index = pool_index(tokens, self.pool, self.eos_id)     # checks `pool` before any parameter is made
     embed = nn.Embed(self.vocab_size, self.width, embedding_init=nn.initializers.normal(0.02), name="token_embedding")
     pos = self.param("positional_embedding", nn.initializers.normal(0.01), (self.max_len, self.width), jnp.float32)
     x = (embed(tokens) + pos[None, :length]).astype(self.dtype)
