@@ -33,24 +33,14 @@ EXPECTED
 """
 from __future__ import annotations
 
-import ml_collections
-
-from jaxgen.train.presets import base_config, cadence, smoke
+from jaxgen.clip.config import clip_config
+from jaxgen.train.presets import cadence, smoke
 
 
 def get_config(preset: str = "paper"):
-  c = base_config("clip", preset or "paper")
-  c.data.name = "shapes"
-  c.model = dict(patch_size=32, vision_width=768, vision_depth=12, vision_heads=12, text_width=512, text_depth=12,
-                 text_heads=8, text_len=ml_collections.config_dict.placeholder(int), embed_dim=512, mlp_ratio=4.0,
-                 activation="quick_gelu", scan=True)
-  c.optim.update(learning_rate=5e-4, warmup_steps=2000, b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.2,
-                 ema_decay=0.999, groups=dict(no_decay=dict(weight_decay=0.0)))
-  c.batch_size = 32768
-  c.evals = ("clip_zero_shot",)
-  c.eval.update(batch_size=500, probe_steps=500, probe_learning_rate=1e-2, probe_train_examples=20_000,
-                use_ema=False)
-  cadence(c, steps=20_000, every=5000, log_every=100, sample_every=0)
+  # paper: the library's CLIP config (jaxgen.clip.config: ViT-B/32 and OpenAI's text transformer, AdamW 5e-4,
+  # batch 32768, 20k steps; the converter of Hugging Face weights starts from it too)
+  c = clip_config(preset or "paper")
   if c.preset == "quick":
     c.model.update(patch_size=16, vision_width=128, vision_depth=3, vision_heads=4, text_width=64, text_depth=2,
                    text_heads=4, text_len=16, embed_dim=64, scan=False)
