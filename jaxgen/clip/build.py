@@ -2,17 +2,24 @@
 
 Config fields read here: data.name (an image data set with 'tokens'), model.{patch_size, vision_width,
 vision_depth, vision_heads, text_width, text_depth, text_heads, text_len, embed_dim, mlp_ratio, activation,
-scan}. The vocabulary is the data set's (shapes: jaxgen.data.builders.shapes.VOCAB); the text tower reads the
-first model.text_len token positions (None: all MAX_TOKENS = 24 of shapes; at least the longest caption the data
-set's grammar writes, 14 words, so only pads are cut and the embeddings are unchanged: the causal tower pools at
-the last non-pad token, which sees no pad after it; the shapes words have no end-of-text token). The zero-shot
-evaluation's fields are checked by its own validator (jaxgen.eval.config.validate_clip_zero_shot).
+scan} and the options of converted runs (jaxgen.clip.convert_hf), whose defaults keep trained runs as they were:
+model.tokenizer ('words', the default: the data set's words; 'bpe': a byte-level BPE whose files live in the run's
+workdir, jaxgen.clip.tokenizer), model.vocab_size (BPE: its size), model.text_pool ('last_nonpad' for words;
+'argmax' or 'eos' with model.eos_id for BPE), model.pad_token (BPE), model.image_size (None: the data set's
+images; a converted model's square input size) and model.norm_eps (1e-5). For words, the vocabulary is the data
+set's (shapes: jaxgen.data.builders.shapes.VOCAB); the text tower reads the first model.text_len token positions
+(None: all MAX_TOKENS = 24 of shapes; at least the longest caption the data set's grammar writes, 14 words, so
+only pads are cut and the embeddings are unchanged: the causal tower pools at the last non-pad token, which sees
+no pad after it; the shapes words have no end-of-text token). The zero-shot evaluation's fields are checked by its
+own validator (jaxgen.eval.config.validate_clip_zero_shot).
 """
 from __future__ import annotations
 
 from jaxgen.data.specs import get_dataset_spec
 
 ACTIVATIONS = ("gelu", "quick_gelu")     # jaxgen.nn.transformer.ACTIVATIONS, without importing JAX
+TOKENIZERS = ("words", "bpe")            # jaxgen.clip.tokenizer: the shapes words, the byte-level BPE
+BPE_POOLS = ("argmax", "eos")            # where a BPE caption's end of text is (jaxgen.nn.transformer.pool_index)
 
 
 def _positive(m, field):
@@ -38,8 +45,24 @@ def longest_caption(data_name: str) -> int:
   return max(int((S.tokenize(S.caption(scene)) != 0).sum()) for scene in scenes)
 
 
+def tokenizer_kind(config) -> str:
+  """model.tokenizer: 'words' (the default) or 'bpe'; ValueError naming another value."""
+  kind = config.model.get("tokenizer") or "words"
+  if kind not in TOKENIZERS:
+    raise ValueError(f"model.tokenizer={kind!r}; choose one of: {', '.join(TOKENIZERS)}")
+  return kind
+
+
+def image_shape(config):
+  """(H, W, C) the image tower reads: model.image_size square RGB images, or the data set's image shape."""
+  size = config.model.get("image_size")
+  return get_dataset_spec(config.data.name).image_shape if size is None else (size, size, 3)
+
+
 def text_len(config) -> int:
   """The token positions the text tower reads: model.text_len, or the data set's whole token length."""
+  if tokenizer_kind(config) == "bpe":
+    return config.model.text_len
   spec = get_dataset_spec(config.data.name)
   full = dict(spec.feature_shapes)["tokens"][0]
   return full if config.model.get("text_len") is None else config.model.text_len
@@ -51,9 +74,13 @@ def validate_clip_config(config) -> None:
   if spec.kind != "image" or "tokens" not in spec.features:
     raise ValueError(f"data.name={spec.name!r} has no images with caption tokens; CLIP needs both "
                      f"(its features: {', '.join(spec.features)})")
-  vocab_size(spec.name)
   m = config.model
-  h, w, _ = spec.image_shape
+  bpe = tokenizer_kind(config) == "bpe"
+  if not bpe:
+    vocab_size(spec.name)
+  if m.get("image_size") is not None:
+    _positive(m, "image_size")
+  h, w, _ = image_shape(config)
   patch = _positive(m, "patch_size")
   if h % patch or w % patch:
     raise ValueError(f"model.patch_size={patch} must divide the image's height {h} and width {w}")
@@ -63,14 +90,41 @@ def validate_clip_config(config) -> None:
     if width % heads:
       raise ValueError(f"model.{tower}_width={width} is not divisible by model.{tower}_heads={heads}")
   _positive(m, "embed_dim")
-  length, full, longest = text_len(config), dict(spec.feature_shapes)["tokens"][0], longest_caption(spec.name)
-  if not isinstance(length, int) or isinstance(length, bool) or not longest <= length <= full:
-    raise ValueError(f"model.text_len={length!r} must be an integer in [{longest}, {full}]: at least the longest "
-                     f"caption of {spec.name} ({longest} tokens), at most its token length")
+  eps = m.get("norm_eps", 1e-5)
+  if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
+    raise ValueError(f"model.norm_eps={eps!r} must be a positive number")
+  if bpe:
+    _validate_bpe(m)
+  else:
+    _validate_words(config, spec)
   if not m.mlp_ratio > 0:
     raise ValueError(f"model.mlp_ratio={m.mlp_ratio!r} must be > 0")
   if m.activation not in ACTIVATIONS:
     raise ValueError(f"model.activation={m.activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+
+
+def _validate_bpe(m) -> None:
+  _positive(m, "vocab_size")
+  if _positive(m, "text_len") < 2:
+    raise ValueError(f"model.text_len={m.text_len!r} must be at least 2 for a BPE tokenizer (start and end of text)")
+  pool = m.get("text_pool")
+  if pool not in BPE_POOLS:
+    raise ValueError(f"model.text_pool={pool!r}; a BPE text tower pools at one of: {', '.join(BPE_POOLS)}")
+  eos = m.get("eos_id")
+  if pool == "eos" and (not isinstance(eos, int) or isinstance(eos, bool) or not 0 <= eos < m.vocab_size):
+    raise ValueError(f"model.eos_id={eos!r} must be an id of the vocabulary, in [0, {m.vocab_size}), for "
+                     "model.text_pool='eos'")
+
+
+def _validate_words(config, spec) -> None:
+  m = config.model
+  if m.get("text_pool") not in (None, "last_nonpad"):
+    raise ValueError(f"model.text_pool={m.text_pool!r}; the data set's words pool at 'last_nonpad' (no end-of-text "
+                     "token)")
+  length, full, longest = text_len(config), dict(spec.feature_shapes)["tokens"][0], longest_caption(spec.name)
+  if not isinstance(length, int) or isinstance(length, bool) or not longest <= length <= full:
+    raise ValueError(f"model.text_len={length!r} must be an integer in [{longest}, {full}]: at least the longest "
+                     f"caption of {spec.name} ({longest} tokens), at most its token length")
 
 
 def make_clip(config):
@@ -80,8 +134,14 @@ def make_clip(config):
   spec = get_dataset_spec(config.data.name)
   m = config.model
   common = dict(mlp_ratio=m.mlp_ratio, activation=m.activation, scan=m.scan)
+  if "norm_eps" in m:             # absent from trained runs' configs: the modules' own default, 1e-5
+    common["norm_eps"] = m.norm_eps
   visual = VisionTransformer(m.patch_size, m.vision_width, m.vision_depth, m.vision_heads, output_dim=m.embed_dim,
                              **common)
-  text = TextEncoder(vocab_size(spec.name), text_len(config), m.text_width, m.text_depth, m.text_heads,
-                     pool="last_nonpad", **common)
-  return CLIP(model=CLIPModel(visual, text, m.embed_dim), image_shape=spec.image_shape, text_len=text_len(config))
+  if tokenizer_kind(config) == "bpe":
+    text = TextEncoder(m.vocab_size, text_len(config), m.text_width, m.text_depth, m.text_heads, pool=m.text_pool,
+                       eos_id=m.get("eos_id") if m.text_pool == "eos" else None, **common)
+  else:
+    text = TextEncoder(vocab_size(spec.name), text_len(config), m.text_width, m.text_depth, m.text_heads,
+                       pool="last_nonpad", **common)
+  return CLIP(model=CLIPModel(visual, text, m.embed_dim), image_shape=image_shape(config), text_len=text_len(config))

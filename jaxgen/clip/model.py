@@ -69,7 +69,12 @@ class CLIP:
   param_groups: Tuple[str, ...] = ("default", "no_decay")
 
   def init(self, rng: jax.Array, batch: Dict[str, Any]):
-    return self.model.init(rng, uint8_to_signed_unit(batch["image"]), batch["tokens"][:, :self.text_len])
+    images = batch["image"]
+    if tuple(images.shape[1:]) != tuple(self.image_shape):
+      # A converted model's own input size (model.image_size), not the data set's: the parameters' shapes follow
+      # the image tower's input, their values only the rng.
+      images = jnp.zeros(images.shape[:1] + tuple(self.image_shape), jnp.uint8)
+    return self.model.init(rng, uint8_to_signed_unit(images), batch["tokens"][:, :self.text_len])
 
   def param_labels(self, params):
     """'no_decay' for biases, LayerNorm scales, the class embedding and logit_scale; 'default' otherwise."""
