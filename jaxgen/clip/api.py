@@ -3,8 +3,11 @@
 
   run = load_clip("workdirs/clip_quick")
   img = encode_images(run, images)              # (N, D) unit-norm, uint8 images (or in [-1, 1])
-  txt = encode_text(run, tokens)                # (M, D) unit-norm, 0-padded token ids (M, L)
+  txt = encode_text(run, tokens)                # (M, D) unit-norm, token ids (M, L)
+  txt = encode_text(run, ["a small red circle"]) # captions, tokenized with the run's tokenizer
   logits = score(run, images, ["a small red circle", "a large blue star"])   # (N, M) = s * cosine
+Captions given as strings are tokenized with the run's tokenizer (jaxgen.clip.tokenizer.run_tokenizer): the shapes
+words for trained runs, the BPE saved in the workdir for runs converted from Hugging Face (jaxgen.clip.convert_hf).
 Batches are padded to one compiled shape (`batch_size`), so any N is encoded exactly once. The trained
 parameters are used by default (CLIP has no EMA); `params=` (e.g. run.state.ema_params) overrides them.
 """
@@ -56,10 +59,33 @@ def encode_images(run_or_family, images, params: Any = None, batch_size: int = 5
   return _encode(family, params, "encode_images", images, batch_size)
 
 
-def encode_text(run_or_family, tokens, params: Any = None, batch_size: int = 500) -> np.ndarray:
-  """(M, embed_dim) unit-norm text embeddings of 0-padded token ids (M, L)."""
+def _is_text(captions) -> bool:
+  if isinstance(captions, str):
+    return True
+  if isinstance(captions, np.ndarray):
+    return captions.dtype.kind in "OUS"
+  return len(captions) > 0 and isinstance(captions[0], str)
+
+
+def _tokens(run_or_family, captions, tokenizer):
+  """Token ids of `captions`: ids as they are, strings through `tokenizer` (default: the run's)."""
+  if not _is_text(captions):
+    return np.asarray(captions, np.int32)
+  captions = [captions] if isinstance(captions, str) else list(captions)
+  if tokenizer is None:
+    if isinstance(run_or_family, CLIP):
+      tokenizer = tokenize           # a bare family knows no workdir: the shapes words (pass tokenizer= for BPE)
+    else:
+      from jaxgen.clip.tokenizer import run_tokenizer
+      tokenizer = run_tokenizer(run_or_family)
+  return np.asarray(tokenizer(captions), np.int32)
+
+
+def encode_text(run_or_family, tokens, params: Any = None, batch_size: int = 500, tokenizer=None) -> np.ndarray:
+  """(M, embed_dim) unit-norm text embeddings of token ids (M, L), or of M caption strings (tokenized by
+  `tokenizer`, default the run's: jaxgen.clip.tokenizer.run_tokenizer)."""
   family, params = _family_params(run_or_family, params)
-  return _encode(family, params, "encode_text", np.asarray(tokens, np.int32), batch_size)
+  return _encode(family, params, "encode_text", _tokens(run_or_family, tokens, tokenizer), batch_size)
 
 
 def tokenize(captions: Sequence[str]) -> np.ndarray:
@@ -68,11 +94,12 @@ def tokenize(captions: Sequence[str]) -> np.ndarray:
   return np.stack([shapes_tokenize(c) for c in captions])
 
 
-def score(run_or_family, images, captions: Union[Sequence[str], np.ndarray], params: Any = None) -> np.ndarray:
-  """(N, M) logits s * <image_i, caption_j> (s = the run's clipped exp(logit_scale)): captions as strings or
-  as (M, L) token ids."""
+def score(run_or_family, images, captions: Union[Sequence[str], np.ndarray], params: Any = None,
+          tokenizer=None) -> np.ndarray:
+  """(N, M) logits s * <image_i, caption_j> (s = the run's clipped exp(logit_scale)): captions as strings
+  (tokenized by `tokenizer`, default the run's) or as (M, L) token ids."""
   family, params = _family_params(run_or_family, params)
-  tokens = captions if isinstance(captions, np.ndarray) and captions.dtype != object else tokenize(list(captions))
+  tokens = _tokens(run_or_family, captions, tokenizer)
   img = encode_images(family, images, params)
   txt = encode_text(family, tokens, params)
   return float(family.logit_scale(params)) * (img @ txt.T)

@@ -31,12 +31,11 @@ MERGES_FILE = "merges.txt"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 TOKENIZER_DIR = "tokenizer"          # where a converted run keeps its BPE files, inside the workdir
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
-TOKENIZERS = ("words", "bpe")
 # OpenAI's pieces (transformers' CLIPTokenizer adds the two special tokens so they survive as text).
 _PIECES = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
-def _pad_token(directory: str) -> str:
+def pad_token_of(directory: str) -> str:
   """The pad token the directory's tokenizer_config.json names (a string or {'content': ...}), else EOS."""
   path = os.path.join(directory, TOKENIZER_CONFIG_FILE)
   if not os.path.exists(path):
@@ -83,7 +82,7 @@ class BPETokenizer:
   def from_dir(cls, directory: str, context_length: int = 77, pad_token: Optional[str] = None) -> "BPETokenizer":
     """The tokenizer of a directory with vocab.json and merges.txt (and, optionally, tokenizer_config.json
     naming the pad token)."""
-    pad = _pad_token(directory) if pad_token is None else pad_token
+    pad = pad_token_of(directory) if pad_token is None else pad_token
     return cls(os.path.join(directory, VOCAB_FILE), os.path.join(directory, MERGES_FILE), context_length, pad)
 
   def __call__(self, texts: Sequence[str]) -> np.ndarray:
@@ -109,17 +108,10 @@ class WordTokenizer:
     return np.stack([tokenize(t) for t in texts]).astype(np.int32)
 
 
-def tokenizer_kind(config) -> str:
-  """config.model.tokenizer ('words' when the field is absent, as in runs written before BPE existed)."""
-  kind = config.model.get("tokenizer") or "words"
-  if kind not in TOKENIZERS:
-    raise ValueError(f"model.tokenizer={kind!r}; choose one of: {', '.join(TOKENIZERS)}")
-  return kind
-
-
 def run_tokenizer(run, workdir: Optional[str] = None):
   """The tokenizer of a CLIP run (jaxgen.train.run.Run, or its config with `workdir`): BPE from
   WORKDIR/tokenizer/ for model.tokenizer='bpe', the shapes words otherwise."""
+  from jaxgen.clip.build import tokenizer_kind
   config = getattr(run, "config", run)
   if tokenizer_kind(config) == "words":
     return WordTokenizer()
