@@ -6,12 +6,13 @@ scan} and the options of converted runs (jaxgen.clip.convert_hf), whose defaults
 model.tokenizer ('words', the default: the data set's words; 'bpe': a byte-level BPE whose files live in the run's
 workdir, jaxgen.clip.tokenizer), model.vocab_size (BPE: its size), model.text_pool ('last_nonpad' for words;
 'argmax' or 'eos' with model.eos_id for BPE), model.pad_token (BPE), model.image_size (None: the data set's
-images; a converted model's square input size) and model.norm_eps (1e-5). For words, the vocabulary is the data
-set's (shapes: jaxgen.data.builders.shapes.VOCAB); the text tower reads the first model.text_len token positions
-(None: all MAX_TOKENS = 24 of shapes; at least the longest caption the data set's grammar writes, 14 words, so
-only pads are cut and the embeddings are unchanged: the causal tower pools at the last non-pad token, which sees
-no pad after it; the shapes words have no end-of-text token). The zero-shot evaluation's fields are checked by its
-own validator (jaxgen.eval.config.validate_clip_zero_shot).
+images; a converted model's square input size), model.image_mean and model.image_std (None: uint8 images map to
+[-1, 1]; per-channel: (x / 255 - mean) / std, published weights' normalisation) and model.norm_eps (1e-5). For
+words, the vocabulary is the data set's (shapes: jaxgen.data.builders.shapes.VOCAB); the text tower reads the
+first model.text_len token positions (None: all MAX_TOKENS = 24 of shapes; at least the longest caption the data
+set's grammar writes, 14 words, so only pads are cut and the embeddings are unchanged: the causal tower pools at
+the last non-pad token, which sees no pad after it; the shapes words have no end-of-text token). The zero-shot
+evaluation's fields are checked by its own validator (jaxgen.eval.config.validate_clip_zero_shot).
 """
 from __future__ import annotations
 
@@ -93,6 +94,15 @@ def validate_clip_config(config) -> None:
   eps = m.get("norm_eps", 1e-5)
   if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
     raise ValueError(f"model.norm_eps={eps!r} must be a positive number")
+  norm = [m.get("image_mean"), m.get("image_std")]
+  if norm != [None, None]:
+    for field, value in zip(("image_mean", "image_std"), norm):
+      if (not isinstance(value, (list, tuple)) or len(value) != 3 or
+          not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+        raise ValueError(f"model.{field}={value!r} must be 3 numbers, one per RGB channel (model.image_mean and "
+                         "model.image_std go together)")
+    if not all(x > 0 for x in norm[1]):
+      raise ValueError(f"model.image_std={norm[1]!r} must be positive")
   if bpe:
     _validate_bpe(m)
   else:
@@ -144,4 +154,8 @@ def make_clip(config):
   else:
     text = TextEncoder(vocab_size(spec.name), text_len(config), m.text_width, m.text_depth, m.text_heads,
                        pool="last_nonpad", **common)
-  return CLIP(model=CLIPModel(visual, text, m.embed_dim), image_shape=image_shape(config), text_len=text_len(config))
+  norm = None
+  if m.get("image_mean") is not None:
+    norm = (tuple(float(x) for x in m.image_mean), tuple(float(x) for x in m.image_std))
+  return CLIP(model=CLIPModel(visual, text, m.embed_dim), image_shape=image_shape(config), text_len=text_len(config),
+              pixel_norm=norm)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -67,6 +67,16 @@ class CLIP:
   image_shape: Tuple[int, int, int]
   text_len: int                                      # token positions the text tower reads (the rest are pads)
   param_groups: Tuple[str, ...] = ("default", "no_decay")
+  # uint8 images -> the towers' input: None, [-1, 1] (x / 127.5 - 1, the shapes runs'); (mean, std) per channel,
+  # (x / 255 - mean) / std, as transformers' CLIPImageProcessor normalises for published weights.
+  pixel_norm: Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]] = None
+
+  def pixels(self, images: jnp.ndarray) -> jnp.ndarray:
+    """uint8 images as the image tower's input (see pixel_norm)."""
+    if self.pixel_norm is None:
+      return uint8_to_signed_unit(images)
+    mean, std = (jnp.asarray(v, jnp.float32) for v in self.pixel_norm)
+    return (jnp.asarray(images).astype(jnp.float32) / 255.0 - mean) / std
 
   def init(self, rng: jax.Array, batch: Dict[str, Any]):
     images = batch["image"]
@@ -74,7 +84,7 @@ class CLIP:
       # A converted model's own input size (model.image_size), not the data set's: the parameters' shapes follow
       # the image tower's input, their values only the rng.
       images = jnp.zeros(images.shape[:1] + tuple(self.image_shape), jnp.uint8)
-    return self.model.init(rng, uint8_to_signed_unit(images), batch["tokens"][:, :self.text_len])
+    return self.model.init(rng, self.pixels(images), batch["tokens"][:, :self.text_len])
 
   def param_labels(self, params):
     """'no_decay' for biases, LayerNorm scales, the class embedding and logit_scale; 'default' otherwise."""
@@ -85,13 +95,14 @@ class CLIP:
   def loss(self, params, batch: Dict[str, Any], rng: jax.Array):
     del rng                                          # no dropout, no augmentation
     tokens = batch["tokens"][:, :self.text_len]
-    img, txt = self.model.apply(params, uint8_to_signed_unit(batch["image"]), tokens)
+    img, txt = self.model.apply(params, self.pixels(batch["image"]), tokens)
     loss, metrics = clip_loss(img, txt, params["params"]["logit_scale"], text_ids=tokens)
     return loss, {"loss": loss, **metrics}
 
   def encode_images(self, params, images: jnp.ndarray) -> jnp.ndarray:
-    """(N, embed_dim) unit-norm embeddings of uint8 images (or images already in [-1, 1])."""
-    x = uint8_to_signed_unit(images) if images.dtype == jnp.uint8 else images
+    """(N, embed_dim) unit-norm embeddings of uint8 images (mapped by `pixels`), or of float images already as
+    the tower takes them ([-1, 1]; normalised with pixel_norm's mean and std when it is set)."""
+    x = self.pixels(images) if images.dtype == jnp.uint8 else images
     return self.model.apply(params, x, method=CLIPModel.encode_image)
 
   def encode_text(self, params, tokens: jnp.ndarray) -> jnp.ndarray:
