@@ -4,15 +4,16 @@
 
 SRC_DIR holds transformers' `config.json`, `model.safetensors`, `vocab.json` and `merges.txt` (download them, e.g.
 `huggingface-cli download openai/clip-vit-base-patch32 config.json model.safetensors vocab.json merges.txt
---local-dir SRC_DIR`; `tokenizer_config.json`, when there, names the pad token). DST becomes a run of
-`experiments.clip_shapes` (its 'paper' preset, with `config.model` taken from config.json: the towers' sizes,
-`image_size`, `activation`, `norm_eps`, the BPE vocabulary, context length and pooling rule) whose checkpoint, at
-step 0, holds params = EMA params = the converted weights and a fresh optimizer state; vocab.json and merges.txt
-are copied to DST/tokenizer/ (config.model.tokenizer = 'bpe'), and config.json records the conversion under
-`converted_from`. `jaxgen.clip.load_clip(DST)` (or `load_run`) restores it; `jaxgen.clip.encode_text` and
-`score` tokenize captions with its BPE. Images go in as the model was trained on them: transformers'
-CLIPImageProcessor resizes to `image_size`, scales to [0, 1] and normalises with OpenAI's mean and std; pass
-such float images (NHWC) to `encode_images` (uint8 images are mapped to [-1, 1], the shapes runs' convention).
+--local-dir SRC_DIR`; `tokenizer_config.json`, when there, names the pad token, and `preprocessor_config.json`
+the pixel mean and std). DST becomes a run of `experiments.clip_shapes` (its 'paper' preset, with `config.model`
+taken from config.json: the towers' sizes, `image_size`, `activation`, `norm_eps`, the BPE vocabulary, context
+length and pooling rule) whose checkpoint, at step 0, holds params = EMA params = the converted weights and a
+fresh optimizer state; vocab.json and merges.txt are copied to DST/tokenizer/ (config.model.tokenizer = 'bpe'),
+and config.json records the conversion under `converted_from`. `jaxgen.clip.load_clip(DST)` (or `load_run`)
+restores it; `jaxgen.clip.encode_text` and `score` tokenize captions with its BPE. Images: uint8 images (NHWC) of
+`image_size` (resizing and cropping are the caller's) are normalised as transformers' CLIPImageProcessor does,
+(x / 255 - mean) / std, with the mean and std of `preprocessor_config.json` when SRC_DIR has one, else OpenAI's
+(config.model.image_mean / image_std); float images are taken as already normalised.
 
 Reading the weights needs neither torch nor the `safetensors` package (jaxgen.io.safetensors); a PyTorch pickle
 (`pytorch_model.bin`) is refused.
@@ -70,6 +71,10 @@ TEXT_DEFAULTS = dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, 
 VISION_DEFAULTS = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                        num_channels=3, image_size=224, patch_size=32, hidden_act="quick_gelu", layer_norm_eps=1e-5)
 CLIP_DEFAULTS = dict(projection_dim=512)
+PREPROCESSOR_FILE = "preprocessor_config.json"
+# transformers' CLIPImageProcessor defaults: OpenAI's per-channel mean and std of [0, 1] pixels.
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 # -- the config -------------------------------------------------------------------------------------------------
@@ -148,13 +153,33 @@ def model_config_from_hf(config: Mapping[str, Any]) -> Dict[str, Any]:
               norm_eps=float(v["layer_norm_eps"]), scan=False, tokenizer="bpe", vocab_size=vocab, **pool)
 
 
-def run_config(hf_config: Mapping[str, Any], pad_token: str = EOS):
-  """The converted run's config: experiments.clip_shapes' 'paper' preset with config.model from config.json and
-  no periodic evaluation (the zero-shot evaluation reads the shapes words)."""
+def pixel_norm_from_hf(preprocessor: Optional[Mapping[str, Any]]) -> Dict[str, Tuple[float, ...]]:
+  """config.model.image_mean / image_std from preprocessor_config.json (None or fields left out: transformers'
+  defaults, OpenAI's; do_normalize false: mean 0, std 1)."""
+  p = dict(preprocessor or {})
+  if p.get("do_normalize", True) is False:
+    return dict(image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0))
+  out = {}
+  for field, default in (("image_mean", OPENAI_MEAN), ("image_std", OPENAI_STD)):
+    value = p.get(field, default)
+    if (not isinstance(value, (list, tuple)) or len(value) != 3 or
+        not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+      raise ValueError(f"{PREPROCESSOR_FILE}: {field}={value!r} cannot be converted; allowed: 3 numbers, one per "
+                       "RGB channel")
+    out[field] = tuple(float(x) for x in value)
+  return out
+
+
+def run_config(hf_config: Mapping[str, Any], pad_token: str = EOS,
+               preprocessor: Optional[Mapping[str, Any]] = None):
+  """The converted run's config: the library's CLIP 'paper' config (jaxgen.clip.config, experiments.clip_shapes'
+  preset) with config.model from config.json (and the pixel normalisation of preprocessor_config.json) and no
+  periodic evaluation (the zero-shot evaluation reads the shapes words)."""
   from jaxgen.clip.config import clip_config
   config = clip_config("paper")
   model = model_config_from_hf(hf_config)
   model["pad_token"] = pad_token
+  model.update(pixel_norm_from_hf(preprocessor))
   config.model.update(model)
   config.evals = ()
   config.batch_size = 256            # the example batch the state's shapes are computed from (nothing is trained)
@@ -356,7 +381,9 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
   files = find_source_files(src_dir)
   hf_config = _read_json(files["config"])
   pad_token = pad_token_of(src_dir)
-  config = run_config(hf_config, pad_token)
+  preprocessor_file = os.path.join(src_dir, PREPROCESSOR_FILE)
+  preprocessor = _read_json(preprocessor_file) if os.path.exists(preprocessor_file) else None
+  config = run_config(hf_config, pad_token, preprocessor)
   _check_tokenizer(files["vocab"], config.model, pad_token)
   _check_destination(dst)
   state_dict = read_safetensors(files["weights"])
@@ -401,6 +428,7 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
                "weights": os.path.abspath(files["weights"]), "config": os.path.abspath(files["config"]),
                "vocab": os.path.abspath(files["vocab"]), "merges": os.path.abspath(files["merges"]),
                "tokenizer_config": os.path.abspath(tokenizer_config) if os.path.exists(tokenizer_config) else None,
+               "preprocessor_config": os.path.abspath(preprocessor_file) if preprocessor is not None else None,
                "transformers_config": hf_config,
                "num_params": int(sum(np.size(v) for v in jax.tree_util.tree_leaves(params)))}
   record = run_record(config, EXPERIMENT, dst)

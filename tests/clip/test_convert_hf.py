@@ -94,6 +94,10 @@ def test_converted_model_reproduces_transformers(converted):
     np.testing.assert_allclose(have, want, rtol=1e-5, atol=2e-6 * scale, err_msg=name)
   print("max error / max |reference|: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
   np.testing.assert_allclose(api.encode_text(run, TINY["input_ids"]), txt, rtol=0, atol=0)
+  # uint8 images are normalised as transformers' CLIPImageProcessor does (OpenAI's mean and std by default).
+  u8 = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  x = ((u8 / 255.0 - np.array(ch.OPENAI_MEAN)) / np.array(ch.OPENAI_STD)).astype(np.float32)
+  np.testing.assert_allclose(api.encode_images(run, u8), api.encode_images(run, x), rtol=1e-5, atol=1e-6)
 
 
 def test_converted_run_directory(converted):
@@ -105,6 +109,8 @@ def test_converted_run_directory(converted):
   assert (m.text_width, m.text_depth, m.text_heads, m.text_len, m.embed_dim, m.vocab_size) == (32, 2, 2, 16, 16, 626)
   assert (m.activation, m.norm_eps, m.mlp_ratio, m.tokenizer, m.text_pool, m.eos_id) == (
       "quick_gelu", 1e-5, 4.0, "bpe", "eos", 625)
+  assert (tuple(m.image_mean), tuple(m.image_std)) == (ch.OPENAI_MEAN, ch.OPENAI_STD)
+  assert run.family.pixel_norm == (ch.OPENAI_MEAN, ch.OPENAI_STD)
   assert isinstance(run_tokenizer(run), BPETokenizer)
   assert sorted(os.listdir(dst / "tokenizer")) == ["merges.txt", "vocab.json"]
   conv = json.load(open(dst / "config.json"))["converted_from"]
@@ -127,6 +133,12 @@ def test_the_converter_and_the_experiment_start_from_the_library_clip_config():
   config = ch.run_config(TINY_CONFIG)
   assert config.family == "clip" and config.preset == "paper" and config.data.name == "shapes" and not config.evals
   assert config.optim.to_dict() == clip_config("paper").optim.to_dict()
+  # preprocessor_config.json's normalisation, when the source has one.
+  config = ch.run_config(TINY_CONFIG, preprocessor={"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25] * 3})
+  assert (tuple(config.model.image_mean), tuple(config.model.image_std)) == ((0.5,) * 3, (0.25,) * 3)
+  assert ch.pixel_norm_from_hf({"do_normalize": False}) == dict(image_mean=(0.0,) * 3, image_std=(1.0,) * 3)
+  with pytest.raises(ValueError, match=r"preprocessor_config.json: image_std=\[0.5\] cannot be converted; allowed: 3"):
+    ch.pixel_norm_from_hf({"image_std": [0.5]})
 
 
 def test_legacy_eos_token_id_pools_at_the_largest_id():
