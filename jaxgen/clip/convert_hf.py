@@ -301,6 +301,23 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], want: Mapping[Tuple
   return traverse_util.unflatten_dict({p: np.array(v, dtype=np.float32, order="C") for p, v in flat.items()})
 
 
+def expected_param_shapes(config) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
+  """{param path: shape} of the CLIP family of run config `config` (jax.eval_shape: nothing is computed)."""
+  import jax
+  from jaxgen.clip.build import make_clip
+  from jaxgen.data import example_batch
+  family = make_clip(config)
+  return _flat_shapes(jax.eval_shape(lambda b: family.init(jax.random.PRNGKey(0), b), example_batch(config, 1)))
+
+
+def converted_shapes(shapes: Mapping[str, Any], hf_config: Mapping[str, Any]) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
+  """The shape-only conversion: {transformers key: shape} -> {param path: shape}, through the same mapping and
+  checks as the weights (zero-stride views stand in for the tensors, so a full-size model costs no memory)."""
+  views = {k: np.broadcast_to(np.zeros((), np.float32), tuple(s)) for k, s in shapes.items()}
+  want = expected_param_shapes(run_config(hf_config))
+  return {p: tuple(v.shape) for p, v in _map(views, want).items()}
+
+
 # -- the run directory ------------------------------------------------------------------------------------------
 
 def _missing(path: str, what: str) -> FileNotFoundError:

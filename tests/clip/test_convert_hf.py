@@ -28,6 +28,8 @@ TINY_CONFIG = json.load(open(os.path.join(HF_DIR, "config.json")))
 TINY_SHAPES = {k: tuple(s) for k, s in json.loads(str(TINY["keys"]))}
 CAPTIONS = [str(c) for c in TINY["captions"]]
 CONTEXT = TINY_CONFIG["text_config"]["max_position_embeddings"]
+B32 = json.load(open(os.path.join(FIXTURES, "clip_hf_b32_keys.json")))
+B32_SHAPES = {k: tuple(s) for k, s in B32["keys"]}
 
 
 def input_images():
@@ -139,6 +141,32 @@ def test_the_converter_and_the_experiment_start_from_the_library_clip_config():
   assert ch.pixel_norm_from_hf({"do_normalize": False}) == dict(image_mean=(0.0,) * 3, image_std=(1.0,) * 3)
   with pytest.raises(ValueError, match=r"preprocessor_config.json: image_std=\[0.5\] cannot be converted; allowed: 3"):
     ch.pixel_norm_from_hf({"image_std": [0.5]})
+
+
+def test_full_size_keys_map_onto_vit_b32():
+  """transformers' default CLIPConfig, OpenAI's ViT-B/32: every one of its 398 tensors (151M parameters, no
+  weights) maps onto the family that its converted config builds."""
+  config = {"text_config": {}, "vision_config": {}}
+  model = ch.model_config_from_hf(config)
+  assert {k: model[k] for k in ("patch_size", "image_size", "vision_width", "vision_depth", "vision_heads",
+                                "text_width", "text_depth", "text_heads", "text_len", "embed_dim", "vocab_size",
+                                "mlp_ratio", "activation", "text_pool", "eos_id")} == dict(
+      patch_size=32, image_size=224, vision_width=768, vision_depth=12, vision_heads=12, text_width=512,
+      text_depth=12, text_heads=8, text_len=77, embed_dim=512, vocab_size=49408, mlp_ratio=4.0,
+      activation="quick_gelu", text_pool="eos", eos_id=49407)
+  shapes = ch.converted_shapes(B32_SHAPES, config)
+  assert sum(int(np.prod(s)) for s in shapes.values()) == B32["num_params"] == 151_277_313
+  block = ("params", "image_encoder", "transformer", "block_11")
+  assert shapes[block + ("attn", "query", "kernel")] == (768, 12, 64)
+  assert shapes[block + ("attn", "out", "kernel")] == (12, 64, 768)
+  assert shapes[("params", "image_encoder", "conv1", "kernel")] == (32, 32, 3, 768)
+  assert shapes[("params", "text_encoder", "token_embedding", "embedding")] == (49408, 512)
+
+
+def test_defaults_match_the_installed_transformers():
+  assert {k: ch.TEXT_DEFAULTS[k] for k in B32["text_defaults"]} == B32["text_defaults"]
+  assert {k: ch.VISION_DEFAULTS[k] for k in B32["vision_defaults"]} == B32["vision_defaults"]
+  assert ch.CLIP_DEFAULTS["projection_dim"] == B32["projection_dim"]
 
 
 def test_legacy_eos_token_id_pools_at_the_largest_id():
