@@ -97,7 +97,7 @@ def test_converted_model_reproduces_transformers(converted):
   print("max error / max |reference|: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
   np.testing.assert_allclose(api.encode_text(run, TINY["input_ids"]), txt, rtol=0, atol=0)
   # uint8 images are normalised as transformers' CLIPImageProcessor does (OpenAI's mean and std by default).
-  u8 = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  u8 = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)     # the shape compiled above
   x = ((u8 / 255.0 - np.array(ch.OPENAI_MEAN)) / np.array(ch.OPENAI_STD)).astype(np.float32)
   np.testing.assert_allclose(api.encode_images(run, u8), api.encode_images(run, x), rtol=1e-5, atol=1e-6)
 
