@@ -1,8 +1,10 @@
 """Build the CLIP family from an ml_collections config; `validate_clip_config` runs first (nothing compiled).
 
-Config fields read here: data.name (an image data set with 'tokens'), model.{patch_size, vision_width,
-vision_depth, vision_heads, text_width, text_depth, text_heads, text_len, embed_dim, mlp_ratio, activation,
-scan}. The vocabulary is the data set's (shapes: jaxgen.data.builders.shapes.VOCAB); the text tower reads the
+Config fields read here: data.name (an image data set with 'tokens'), model.{vision, patch_size, vision_width,
+vision_depth, vision_heads, vision_layers, text_width, text_depth, text_heads, text_len, embed_dim, mlp_ratio,
+activation, scan}. model.vision: 'vit' (default; patch_size, vision_width/depth/heads) or 'resnet'
+(jaxgen.nn.clip_resnet: vision_layers blocks per stage, vision_width middle channels in the first stage,
+vision_heads for the attention pool; vision_depth and patch_size unused). The vocabulary is the data set's (shapes: jaxgen.data.builders.shapes.VOCAB); the text tower reads the
 first model.text_len token positions (None: all MAX_TOKENS = 24 of shapes; at least the longest caption the data
 set's grammar writes, 14 words, so only pads are cut and the embeddings are unchanged: the causal tower pools at
 the last non-pad token, which sees no pad after it; the shapes words have no end-of-text token). The zero-shot
@@ -13,6 +15,7 @@ from __future__ import annotations
 from jaxgen.data.specs import get_dataset_spec
 
 ACTIVATIONS = ("gelu", "quick_gelu")     # jaxgen.nn.transformer.ACTIVATIONS, without importing JAX
+VISION_TOWERS = ("vit", "resnet")
 
 
 def _positive(m, field):
@@ -54,14 +57,34 @@ def validate_clip_config(config) -> None:
   vocab_size(spec.name)
   m = config.model
   h, w, _ = spec.image_shape
-  patch = _positive(m, "patch_size")
-  if h % patch or w % patch:
-    raise ValueError(f"model.patch_size={patch} must divide the image's height {h} and width {w}")
-  for tower in ("vision", "text"):
-    width, heads = _positive(m, f"{tower}_width"), _positive(m, f"{tower}_heads")
-    _positive(m, f"{tower}_depth")
+  tower = m.get("vision", "vit")
+  if tower not in VISION_TOWERS:
+    raise ValueError(f"model.vision={tower!r}; choose one of: {', '.join(VISION_TOWERS)}")
+  if tower == "vit":
+    patch = _positive(m, "patch_size")
+    if h % patch or w % patch:
+      raise ValueError(f"model.patch_size={patch} must divide the image's height {h} and width {w}")
+  else:
+    layers = m.get("vision_layers")
+    if (not isinstance(layers, (tuple, list)) or not layers
+        or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in layers)):
+      raise ValueError(f"model.vision_layers={layers!r} must be a non-empty tuple of block counts >= 1 (one per "
+                       f"stage) for model.vision='resnet'")
+    down = 2 ** (len(layers) - 1)
+    if h % down or w % down:
+      raise ValueError(f"model.vision_layers={tuple(layers)} has {len(layers)} stages, downsampling by {down}, "
+                       f"which must divide the image's height {h} and width {w}")
+    out = m.vision_width * down * 4
+    if isinstance(m.get("vision_heads"), int) and out % m.vision_heads:
+      raise ValueError(f"model.vision_heads={m.vision_heads} must divide the ResNet's {out} output channels "
+                       f"(vision_width * 2**(stages-1) * 4)")
+  for name in ("vision", "text"):
+    width, heads = _positive(m, f"{name}_width"), _positive(m, f"{name}_heads")
+    if name == "vision" and tower == "resnet":
+      continue
+    _positive(m, f"{name}_depth")
     if width % heads:
-      raise ValueError(f"model.{tower}_width={width} is not divisible by model.{tower}_heads={heads}")
+      raise ValueError(f"model.{name}_width={width} is not divisible by model.{name}_heads={heads}")
   _positive(m, "embed_dim")
   length, full, longest = text_len(config), dict(spec.feature_shapes)["tokens"][0], longest_caption(spec.name)
   if not isinstance(length, int) or isinstance(length, bool) or not longest <= length <= full:
@@ -80,8 +103,12 @@ def make_clip(config):
   spec = get_dataset_spec(config.data.name)
   m = config.model
   common = dict(mlp_ratio=m.mlp_ratio, activation=m.activation, scan=m.scan)
-  visual = VisionTransformer(m.patch_size, m.vision_width, m.vision_depth, m.vision_heads, output_dim=m.embed_dim,
-                             **common)
+  if m.get("vision", "vit") == "resnet":
+    from jaxgen.nn.clip_resnet import CLIPResNet
+    visual = CLIPResNet(tuple(m.vision_layers), m.vision_width, m.vision_heads, output_dim=m.embed_dim)
+  else:
+    visual = VisionTransformer(m.patch_size, m.vision_width, m.vision_depth, m.vision_heads,
+                               output_dim=m.embed_dim, **common)
   text = TextEncoder(vocab_size(spec.name), text_len(config), m.text_width, m.text_depth, m.text_heads,
                      pool="last_nonpad", **common)
   return CLIP(model=CLIPModel(visual, text, m.embed_dim), image_shape=spec.image_shape, text_len=text_len(config))
