@@ -1,8 +1,11 @@
 """Build the CLIP family from an ml_collections config; `validate_clip_config` runs first (nothing compiled).
 
-Config fields read here: data.name (an image data set with 'tokens'), model.{patch_size, vision_width,
-vision_depth, vision_heads, text_width, text_depth, text_heads, text_len, embed_dim, mlp_ratio, activation,
-scan} and the options of converted runs (jaxgen.clip.convert_hf), whose defaults keep trained runs as they were:
+Config fields read here: data.name (an image data set with 'tokens'), model.{vision, patch_size, vision_width,
+vision_depth, vision_heads, vision_layers, text_width, text_depth, text_heads, text_len, embed_dim, mlp_ratio,
+activation, scan}. model.vision: 'vit' (the default; patch_size, vision_width/depth/heads) or 'resnet'
+(jaxgen.nn.clip_resnet: vision_layers blocks per stage, vision_width middle channels in the first stage,
+vision_heads for the attention pool; vision_depth and patch_size unused). The options of converted runs
+(jaxgen.clip.convert_hf), whose defaults keep trained runs as they were:
 model.tokenizer ('words', the default: the data set's words; 'bpe': a byte-level BPE whose files live in the run's
 workdir, jaxgen.clip.tokenizer), model.vocab_size (BPE: its size), model.text_pool ('last_nonpad' for words;
 'argmax' or 'eos' with model.eos_id for BPE), model.pad_token (BPE), model.image_size (None: the data set's
@@ -21,6 +24,7 @@ from jaxgen.data.specs import get_dataset_spec
 ACTIVATIONS = ("gelu", "quick_gelu")     # jaxgen.nn.transformer.ACTIVATIONS, without importing JAX
 TOKENIZERS = ("words", "bpe")            # jaxgen.clip.tokenizer: the shapes words, the byte-level BPE
 BPE_POOLS = ("argmax", "eos")            # where a BPE caption's end of text is (jaxgen.nn.transformer.pool_index)
+VISION_TOWERS = ("vit", "resnet")
 
 
 def _positive(m, field):
@@ -82,14 +86,34 @@ def validate_clip_config(config) -> None:
   if m.get("image_size") is not None:
     _positive(m, "image_size")
   h, w, _ = image_shape(config)
-  patch = _positive(m, "patch_size")
-  if h % patch or w % patch:
-    raise ValueError(f"model.patch_size={patch} must divide the image's height {h} and width {w}")
-  for tower in ("vision", "text"):
-    width, heads = _positive(m, f"{tower}_width"), _positive(m, f"{tower}_heads")
-    _positive(m, f"{tower}_depth")
+  tower = m.get("vision", "vit")
+  if tower not in VISION_TOWERS:
+    raise ValueError(f"model.vision={tower!r}; choose one of: {', '.join(VISION_TOWERS)}")
+  if tower == "vit":
+    patch = _positive(m, "patch_size")
+    if h % patch or w % patch:
+      raise ValueError(f"model.patch_size={patch} must divide the image's height {h} and width {w}")
+  else:
+    layers = m.get("vision_layers")
+    if (not isinstance(layers, (tuple, list)) or not layers
+        or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in layers)):
+      raise ValueError(f"model.vision_layers={layers!r} must be a non-empty tuple of block counts >= 1 (one per "
+                       f"stage) for model.vision='resnet'")
+    down = 2 ** (len(layers) - 1)
+    if h % down or w % down:
+      raise ValueError(f"model.vision_layers={tuple(layers)} has {len(layers)} stages, downsampling by {down}, "
+                       f"which must divide the image's height {h} and width {w}")
+    out = m.vision_width * down * 4
+    if isinstance(m.get("vision_heads"), int) and out % m.vision_heads:
+      raise ValueError(f"model.vision_heads={m.vision_heads} must divide the ResNet's {out} output channels "
+                       f"(vision_width * 2**(stages-1) * 4)")
+  for name in ("vision", "text"):
+    width, heads = _positive(m, f"{name}_width"), _positive(m, f"{name}_heads")
+    if name == "vision" and tower == "resnet":
+      continue
+    _positive(m, f"{name}_depth")
     if width % heads:
-      raise ValueError(f"model.{tower}_width={width} is not divisible by model.{tower}_heads={heads}")
+      raise ValueError(f"model.{name}_width={width} is not divisible by model.{name}_heads={heads}")
   _positive(m, "embed_dim")
   eps = m.get("norm_eps", 1e-5)
   if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
@@ -146,8 +170,12 @@ def make_clip(config):
   common = dict(mlp_ratio=m.mlp_ratio, activation=m.activation, scan=m.scan)
   if "norm_eps" in m:             # absent from trained runs' configs: the modules' own default, 1e-5
     common["norm_eps"] = m.norm_eps
-  visual = VisionTransformer(m.patch_size, m.vision_width, m.vision_depth, m.vision_heads, output_dim=m.embed_dim,
-                             **common)
+  if m.get("vision", "vit") == "resnet":
+    from jaxgen.nn.clip_resnet import CLIPResNet
+    visual = CLIPResNet(tuple(m.vision_layers), m.vision_width, m.vision_heads, output_dim=m.embed_dim)
+  else:
+    visual = VisionTransformer(m.patch_size, m.vision_width, m.vision_depth, m.vision_heads,
+                               output_dim=m.embed_dim, **common)
   if tokenizer_kind(config) == "bpe":
     text = TextEncoder(m.vocab_size, text_len(config), m.text_width, m.text_depth, m.text_heads, pool=m.text_pool,
                        eos_id=m.get("eos_id") if m.text_pool == "eos" else None, **common)

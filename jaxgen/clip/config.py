@@ -19,8 +19,12 @@ def clip_config(preset: str = "paper", presets=PRESETS):
   names the config here; the experiment changes the fields it needs."""
   c = base_config("clip", preset or "paper", presets)
   c.data.name = "shapes"
-  c.model = dict(patch_size=32, vision_width=768, vision_depth=12, vision_heads=12, text_width=512, text_depth=12,
-                 text_heads=8, text_len=ml_collections.config_dict.placeholder(int), embed_dim=512, mlp_ratio=4.0,
+  # model.vision='resnet' swaps in the ResNet tower (jaxgen.nn.clip_resnet; vision_layers: blocks per stage,
+  # vision_width: the first stage's middle channels, vision_heads: the attention pool's heads; RN50's values:
+  # (3, 4, 6, 3), 64, 32).
+  c.model = dict(vision="vit", vision_layers=(3, 4, 6, 3), patch_size=32, vision_width=768, vision_depth=12,
+                 vision_heads=12, text_width=512, text_depth=12, text_heads=8,
+                 text_len=ml_collections.config_dict.placeholder(int), embed_dim=512, mlp_ratio=4.0,
                  activation="quick_gelu", scan=True)
   c.optim.update(learning_rate=5e-4, warmup_steps=2000, b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.2,
                  ema_decay=0.999, groups=dict(no_decay=dict(weight_decay=0.0)))

@@ -84,7 +84,8 @@ class _TensorBoard:
   """TensorBoard event files through tf.summary (TF is already a dependency of the TFDS pipelines)."""
 
   def __init__(self, logdir: str):
-    import tensorflow as tf
+    from jaxgen.data.tf_import import import_tf
+    tf = import_tf()
     self._tf = tf
     self._writer = tf.summary.create_file_writer(logdir)
 
@@ -106,7 +107,8 @@ class _TensorBoard:
 
 def _truncate_event_files(logdir: str, step: int) -> None:
   """Rewrite every TensorBoard event file in `logdir` without the events of steps after `step`."""
-  import tensorflow as tf
+  from jaxgen.data.tf_import import import_tf
+  tf = import_tf()
   from tensorboard.compat.proto import event_pb2
   for name in sorted(os.listdir(logdir)):
     if not name.startswith("events.out.tfevents"):

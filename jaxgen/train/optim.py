@@ -1,8 +1,8 @@
 """The trainer's optimizer: one optax transformation per parameter group, the groups named by the family.
 
 A family labels every leaf of its params pytree with a group name (`param_labels`; default: every leaf is
-'default'). Each trainable group gets Adam (AdamW when its weight_decay > 0) with linear warm-up and optional
-global-norm clipping over that group's gradients, its settings taken from `config.optim` and overridden per
+'default'). Each trainable group gets Adam (AdamW when its weight_decay > 0) with linear warm-up, an optional
+cosine decay (decay_steps > 0) and optional global-norm clipping over that group's gradients, its settings taken from `config.optim` and overridden per
 group by `config.optim.groups.<group>` (e.g. a GAN's generator and discriminator learning rates). Two labels
 are not trained:
   'frozen'  constants saved with the run (Glow's permutation and signs): the optimizer never touches them
@@ -31,11 +31,18 @@ FROZEN = "frozen"
 BUFFER = "buffer"
 NON_TRAINABLE = (FROZEN, BUFFER)
 # The per-group settings and what each may be; config.optim holds them, config.optim.groups.<g> overrides them.
-GROUP_FIELDS = ("learning_rate", "warmup_steps", "grad_clip", "b1", "b2", "eps", "weight_decay")
+GROUP_FIELDS = ("learning_rate", "warmup_steps", "decay_steps", "grad_clip", "b1", "b2", "eps",
+                "weight_decay")
 
 
-def learning_rate_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
-  """Linear warmup from 0 to `learning_rate` over `warmup_steps`, then constant (Ho et al. 2020)."""
+def learning_rate_schedule(learning_rate: float, warmup_steps: int, decay_steps: int = 0) -> optax.Schedule:
+  """Linear warmup from 0 to `learning_rate` over `warmup_steps`, then constant (Ho et al. 2020) when
+  `decay_steps` is 0, or a cosine decay to 0 at step `decay_steps` (counted from step 0, warm-up included;
+  Loshchilov & Hutter 2017, as CLIP and most ViT recipes) and 0 after it."""
+  if decay_steps > 0:
+    if warmup_steps <= 0:
+      return optax.cosine_decay_schedule(learning_rate, decay_steps)
+    return optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, decay_steps, end_value=0.0)
   if warmup_steps <= 0:
     return optax.constant_schedule(learning_rate)
   return optax.linear_schedule(0.0, learning_rate, warmup_steps)
@@ -49,7 +56,7 @@ def group_settings(optim_config, group: str) -> Dict[str, Any]:
   return settings
 
 
-_DEFAULTS = dict(learning_rate=1e-3, warmup_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0)
+_DEFAULTS = dict(learning_rate=1e-3, warmup_steps=0, decay_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0)
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -85,6 +92,9 @@ def check_optim_config(optim_config, groups: Sequence[str]) -> None:
     check_learning_rate(f"{where}.learning_rate", s["learning_rate"])
     if s["warmup_steps"] < 0:
       raise ValueError(f"{where}.warmup_steps={s['warmup_steps']} must be >= 0")
+    if not (isinstance(s["decay_steps"], int) and (s["decay_steps"] == 0 or s["decay_steps"] > s["warmup_steps"])):
+      raise ValueError(f"{where}.decay_steps={s['decay_steps']!r} must be 0 (constant after the warm-up) or an "
+                       f"integer > warmup_steps={s['warmup_steps']} (the step where the cosine decay reaches 0)")
     if not s["grad_clip"] >= 0:
       raise ValueError(f"{where}.grad_clip={s['grad_clip']} must be >= 0 (0 disables clipping)")
     if not s["weight_decay"] >= 0:
@@ -98,7 +108,7 @@ def check_optim_config(optim_config, groups: Sequence[str]) -> None:
 
 def group_transformation(settings: Mapping[str, Any]) -> Tuple[optax.GradientTransformation, optax.Schedule]:
   """clip_by_global_norm (when grad_clip > 0) -> Adam or AdamW with the warm-up schedule, lr injected."""
-  schedule = learning_rate_schedule(settings["learning_rate"], settings["warmup_steps"])
+  schedule = learning_rate_schedule(settings["learning_rate"], settings["warmup_steps"], settings["decay_steps"])
   clip = optax.clip_by_global_norm(settings["grad_clip"]) if settings["grad_clip"] > 0 else optax.identity()
   kw = dict(learning_rate=schedule, b1=settings["b1"], b2=settings["b2"], eps=settings["eps"])
   if settings["weight_decay"] > 0:

@@ -29,8 +29,8 @@ def base_config(family: str, preset: str, presets=PRESETS):
   c.data = dict(name="digits", data_dir=ml_collections.config_dict.placeholder(str), random_flip=False,
                 download=True, pipeline="memory")
   # The shared optimizer settings (jaxgen.train.optim); optim.groups.<group> overrides them per parameter group.
-  c.optim = dict(learning_rate=1e-3, warmup_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
-                 ema_decay=0.999, groups={})
+  c.optim = dict(learning_rate=1e-3, warmup_steps=0, decay_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8,
+                 weight_decay=0.0, ema_decay=0.999, groups={})
   c.batch_size = 64
   c.num_train_steps = 1000
   c.log_every = 100

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import sys
-import tempfile
 from typing import Any, Dict
+
+from jaxgen.data.tf_import import STARTUP_NOISE  # noqa: F401  (re-exported: TensorFlow's import notices)
 
 # XLA:CPU's YNN convolution fusion is slow for some of the U-Net's training convolutions; switching it off for
 # individual convolutions speeds up the DDPM train step on CPU (benchmarks/train_throughput.py on a 2-core Zen3:
@@ -41,17 +41,6 @@ def check_prng_impl(config) -> str:
   return impl
 
 
-# What TensorFlow's C++ libraries print on import (TF_CPP_MIN_LOG_LEVEL no longer silences them: they log through
-# absl before absl is initialised) and TFDS's notice on a first build: notices, not problems.
-STARTUP_NOISE = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "cpu_feature_guard.cc",
-    "rebuild TensorFlow with the appropriate compiler flags",
-    "Unable to register cuDNN factory", "Unable to register cuFFT factory", "Unable to register cuBLAS factory",
-    "computation placer already registered",
-    "TF-TRT Warning",
-)
 _ABSL_NOISE = ("has no dataset_info.json",)      # tfds: "Variant folder <dir> has no dataset_info.json" (first build)
 
 
@@ -61,27 +50,13 @@ class _DropNotices(logging.Filter):
 
 
 def quiet_startup(verbose: bool = False) -> None:
-  """Import TensorFlow with its start-up notices cut (everything else it prints on stderr is passed on), and
-  drop TFDS's dataset_info notice; `verbose` (the command line's -v) keeps all of it."""
-  if verbose or "tensorflow" in sys.modules:
-    return
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")   # TF's later INFO lines (read when TF loads)
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      text = captured.read().decode("utf-8", errors="replace")
-    kept = [line for line in text.splitlines() if line.strip() and not any(n in line for n in STARTUP_NOISE)]
-    if kept:
-      print("\n".join(kept), file=sys.stderr, flush=True)
-  logging.getLogger("absl").addFilter(_DropNotices())
+  """Cut TensorFlow's start-up notices whenever something first imports it (jaxgen.data.tf_import: TensorFlow
+  is no longer imported here, only where the tfds pipeline or TensorBoard needs it) and drop TFDS's
+  dataset_info notice; `verbose` (the command line's -v) keeps all of it."""
+  from jaxgen.data import tf_import
+  tf_import.set_quiet(not verbose)
+  if not verbose:
+    logging.getLogger("absl").addFilter(_DropNotices())
 
 
 def runtime_info() -> Dict[str, Any]:

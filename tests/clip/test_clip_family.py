@@ -160,3 +160,42 @@ def test_validator_names_the_bad_value():
   config.eval.probe_steps = 0
   with pytest.raises(ValueError, match="eval.probe_steps=0"):
     registry.validate_config(config)
+
+
+def test_resnet_tower_attention_pool_and_downsampling():
+  """The ResNet option: stage strides 1, 2 (anti-aliased), the attention pool reads the mean token against
+  every position (checked against a direct float64 computation from its parameters), and the family trains."""
+  from jaxgen.nn.clip_resnet import CLIPResNet
+  net = CLIPResNet(stage_sizes=(1, 1), width=8, num_heads=4, output_dim=6)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+  variables = net.init(jax.random.PRNGKey(1), x)
+  seq, pooled = net.apply(variables, x)
+  assert seq.shape == (2, 1 + 4 * 4, 64) and pooled.shape == (2, 6)
+  a = jax.tree.map(lambda v: np.asarray(v, np.float64), variables["params"]["attnpool"]["attn"])
+  s = np.asarray(seq, np.float64)
+  q = np.einsum("bc,chd->bhd", s[:, 0], a["query"]["kernel"]) + a["query"]["bias"]
+  k = np.einsum("blc,chd->blhd", s, a["key"]["kernel"]) + a["key"]["bias"]
+  v = np.einsum("blc,chd->blhd", s, a["value"]["kernel"]) + a["value"]["bias"]
+  logits = np.einsum("bhd,blhd->bhl", q, k) / np.sqrt(q.shape[-1])
+  w = np.exp(logits - logits.max(-1, keepdims=True))
+  w /= w.sum(-1, keepdims=True)
+  want = np.einsum("bhl,blhd,hdo->bo", w, v, a["out"]["kernel"]) + a["out"]["bias"]
+  np.testing.assert_allclose(pooled, want, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match=r"stage_sizes=\(1, 1, 1, 1\) .* downsample by 8"):
+    CLIPResNet(stage_sizes=(1, 1, 1, 1), width=8, num_heads=4, output_dim=6).init(
+        jax.random.PRNGKey(1), jnp.zeros((1, 12, 12, 3)))
+  config = get_config("smoke")
+  config.model.update(vision="resnet", vision_layers=(1, 1), vision_width=8, vision_heads=4)
+  validate_clip_config(config)
+  family = make_clip(config)
+  data = S.shapes_split_arrays("test", 4)
+  batch = {"image": jnp.asarray(data["image"]), "tokens": jnp.asarray(data["tokens"])}
+  params = family.init(jax.random.PRNGKey(0), batch)
+  grads = jax.grad(lambda p: family.loss(p, batch, None)[0])(params)
+  assert float(jnp.abs(grads["params"]["image_encoder"]["stem_conv1"]["kernel"]).max()) > 0
+  config.model.vision_layers = (1, 0)
+  with pytest.raises(ValueError, match=r"model.vision_layers=\(1, 0\) must be"):
+    validate_clip_config(config)
+  config.model.vision = "vgg"
+  with pytest.raises(ValueError, match=r"model.vision='vgg'; choose one of: vit, resnet"):
+    validate_clip_config(config)

@@ -173,6 +173,13 @@ def test_optimizer_warmup_and_clipping():
   sched = optim.learning_rate_schedule(2e-4, 5000)
   np.testing.assert_allclose([sched(0), sched(2500), sched(5000), sched(10 ** 6)], [0, 1e-4, 2e-4, 2e-4], rtol=1e-6)
   assert opt.schedules["default"](2500) == sched(2500)
+  # Cosine decay (decay_steps): lr * (1 + cos(pi * (t - w) / (N - w))) / 2 after the warm-up, 0 from N on.
+  cos = optim.learning_rate_schedule(1e-3, 100, 1100)
+  t = np.array([50, 100, 350, 600, 1100, 5000])
+  expected = np.where(t < 100, 1e-3 * t / 100, 5e-4 * (1 + np.cos(np.pi * np.clip(t - 100, 0, 1000) / 1000)))
+  np.testing.assert_allclose([float(cos(i)) for i in t], expected, rtol=1e-5, atol=1e-10)
+  with pytest.raises(ValueError, match=r"optim.decay_steps=100 must be 0 .* > warmup_steps=100"):
+    optim.check_optim_config(dict(warmup_steps=100, decay_steps=100), ["default"])
   # Clipping: a huge gradient gives the same Adam step as a unit-norm one in the same direction (past warm-up).
   params = {"w": jnp.zeros(3)}
   opt_state = opt.init(params)
