@@ -76,7 +76,7 @@ def get_config(preset: str = "paper") -> ml_collections.ConfigDict:
     c.eval.fid_samples = 100
   elif preset == "smoke":
     c.data.update(name="digits", random_flip=False)
-    c.model.update(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1, num_groups=4)
+    c.model.update(ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(8,), dropout=0.1, num_groups=4)
     c.diffusion.update(num_timesteps=50, beta_start=1e-3, beta_end=0.2)
     c.optim.update(learning_rate=1e-3)
     smoke(c)

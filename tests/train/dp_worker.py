@@ -34,7 +34,6 @@ def main():
 
   config = get_config("smoke")
   config.batch_size = GLOBAL_BATCH
-  config.model.update(ch_mult=(1,), attn_resolutions=(8,))   # one level: the compile is what costs here
   family = make_ddpm(config)
   mesh = parallel.make_data_mesh()
   assert mesh.devices.size == a.devices * a.num_processes, mesh
