@@ -4,8 +4,10 @@ r"""Evaluate a finished run from its samples: FID, KID, precision/recall, Incept
   python -m experiments.evaluate reference --data=cifar10 --split=train [--data_dir=DIR] [--compare=stats.npz]
   python -m experiments.evaluate baselines --data=digits --num=1000
 
-A run: rebuilt with jaxgen.train.run.load_run (any family that samples: DDPM, flows, VAE, GANs); --num samples
-(default 50,000) drawn from its latest checkpoint with the EMA params, sharded over all devices, in chunks of
+A run of a family that draws no samples (CLIP): its own evaluations (config.evals, e.g. clip_zero_shot's
+zero-shot accuracies, linear probe and retrieval) on its latest checkpoint, written where the sample metrics go
+(jaxgen.eval.run_evals). A run that samples: rebuilt with jaxgen.train.run.load_run (DDPM, flows, VAE, GANs);
+--num samples (default 50,000) drawn from its latest checkpoint with the EMA params, sharded over all devices, in chunks of
 --chunk under workdir/eval/step_<N>_n<num>/ (a killed evaluation resumes from the chunks it wrote); embedded in
 the data set's feature space (digits, shapes: the offline feature networks, trained and cached on first use;
 cifar10: the FID Inception, whose converted weights must be at hand) and compared with the training split's
@@ -120,6 +122,14 @@ def _check_arguments(command) -> None:
     family = (read_record(FLAGS.workdir).get("config") or {}).get("family")
   except BadRecord as e:
     _fail(str(e))
+  from jaxgen.eval.run_evals import samples          # no JAX or TF import
+  if not samples(family):
+    asked = [f"--{f}" for f in ("label", "caption", "captions", "temperature", "sampler", "steps", "spacing", "eta",
+                                "guidance", "variance", "num", "chunk") if f in FLAGS and FLAGS[f].present]
+    if asked:
+      _fail(f"{', '.join(asked)}: the {family!r} run in {FLAGS.workdir} draws no samples; experiments.evaluate runs "
+            f"its own evaluations on it (without sampling options)")
+    return
   if FLAGS.temperature is not None and family != "flow":
     _fail(f"--temperature={FLAGS.temperature} is a flow's sampling temperature; the run in {FLAGS.workdir} is a "
           f"{family!r} run")
@@ -141,6 +151,11 @@ def main(argv):
   try:
     if command:
       print(json.dumps((reference_command if command == ["reference"] else baselines_command)(), indent=2))
+      return
+    from jaxgen.eval.run_evals import evaluate_run_evals, samples
+    from jaxgen.train.provenance import read_record
+    if not samples(read_record(FLAGS.workdir)["config"]["family"]):
+      print(json.dumps(evaluate_run_evals(FLAGS.workdir, log=_progress), indent=2))
       return
     from jaxgen.eval.sample_metrics import evaluate_run
     options = sampling_options(FLAGS)

@@ -54,7 +54,11 @@ def _workdirs(tmp_path):
   ddpm.mkdir()
   (ddpm / "config.json").write_text(json.dumps({"experiment": "experiments.ddpm_cifar", "preset": "smoke",
                                                 "config": {"family": "ddpm", "seed": 0}}))
-  return {"bad": str(bad), "ddpm": str(ddpm), "tmp": str(tmp_path)}
+  clip = tmp_path / "clip"
+  clip.mkdir()
+  (clip / "config.json").write_text(json.dumps({"experiment": "experiments.clip_shapes", "preset": "smoke",
+                                                "config": {"family": "clip", "seed": 0}}))
+  return {"bad": str(bad), "ddpm": str(ddpm), "clip": str(clip), "tmp": str(tmp_path)}
 
 
 @pytest.mark.parametrize("module, args, message", [
@@ -72,6 +76,9 @@ def _workdirs(tmp_path):
                     "--workdir={tmp}/w"], "error: bad config: optim.learning_rate=nan must be a finite number"),
     ("evaluate", ["--workdir={ddpm}", "--temperature=0.7"],
      "error: --temperature=0.7 is a flow's sampling temperature; the run in {ddpm} is a 'ddpm' run"),
+    ("evaluate", ["--workdir={clip}", "--label=3", "--num=100"],
+     "error: --label, --num: the 'clip' run in {clip} draws no samples; experiments.evaluate runs its own "
+     "evaluations on it"),
     ("flow_inverse", ["--config=experiments/flow_inverse.py:smoke", "--config.prior_workdir={ddpm}",
                       "--workdir={tmp}/w"], "error: bad config: prior_workdir='{ddpm}' holds a 'ddpm' run"),
 ])
