@@ -2,9 +2,9 @@
 
 A family labels every leaf of its params pytree with a group name (`param_labels`; default: every leaf is
 'default'). Each trainable group gets Adam (AdamW when its weight_decay > 0) with linear warm-up, an optional
-cosine decay (decay_steps > 0) and optional global-norm clipping over that group's gradients, its settings taken from `config.optim` and overridden per
-group by `config.optim.groups.<group>` (e.g. a GAN's generator and discriminator learning rates). Two labels
-are not trained:
+cosine decay (decay_steps > 0) and optional global-norm clipping over that group's gradients, its settings taken
+from `config.optim` and overridden per group by `config.optim.groups.<group>` (e.g. a GAN's generator and
+discriminator learning rates). Two labels are not trained:
   'frozen'  constants saved with the run (Glow's permutation and signs): the optimizer never touches them
             (no update, no weight decay, no state) and the EMA copies them (networks restored from another
             run are frozen parts instead, kept out of the state: jaxgen.train.frozen);
@@ -56,7 +56,8 @@ def group_settings(optim_config, group: str) -> Dict[str, Any]:
   return settings
 
 
-_DEFAULTS = dict(learning_rate=1e-3, warmup_steps=0, decay_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0)
+_DEFAULTS = dict(learning_rate=1e-3, warmup_steps=0, decay_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8,
+                 weight_decay=0.0)
 
 
 FLOAT32_MAX = 3.4028234663852886e38
