@@ -35,6 +35,7 @@ class FamilyEntry:
   safe_to_resume: Tuple[str, ...] = ()         # config fields (fnmatch patterns) a resumed run may change
   metrics: Tuple[str, ...] = ("train/loss",)   # what its loss / update logs, the headline first
   sample_options: Optional[str] = None         # (config, options) -> config with them applied; None: takes none
+  run_files: Optional[str] = None              # (config, workdir) -> None: files saved with a run at its start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,7 @@ FAMILIES = {
                         sample_options="jaxgen.flows.build:apply_sample_options"),
     "clip": FamilyEntry("jaxgen.clip.build:make_clip", "jaxgen.clip.build:validate_clip_config",
                         evals=("clip_zero_shot",), param_groups=("default", "no_decay"),
+                        run_files="jaxgen.clip.tokenizer:save_run_files",
                         metrics=("train/loss", "train/accuracy_i2t", "train/accuracy_t2i", "train/logit_scale")),
 }
 

@@ -16,7 +16,8 @@ pools at the end of text and never sees what follows it, so the embeddings are t
 
 A run's tokenizer (`run_tokenizer`): config.model.tokenizer = 'bpe' (a converted run: jaxgen.clip.convert_hf
 copies vocab.json, merges.txt into WORKDIR/tokenizer/), or 'words' (the default, the trained runs of
-experiments.clip_shapes: the shapes data set's 26 words, jaxgen.data.builders.shapes.tokenize).
+experiments.clip_shapes: the shapes data set's 26 words, jaxgen.data.builders.shapes.tokenize, which the run
+saves in WORKDIR/tokenizer/words.json when it starts and reads from there afterwards).
 """
 from __future__ import annotations
 
@@ -97,15 +98,46 @@ class BPETokenizer:
     return self._tok.decode([int(i) for i in ids], skip_special_tokens=True).replace("</w>", " ").strip()
 
 
+WORDS_FILE = "words.json"             # a trained run's word vocabulary, inside WORKDIR/tokenizer/
+
+
 class WordTokenizer:
   """The shapes data set's word vocabulary (jaxgen.data.builders.shapes.tokenize): ids of its 26 words, 0-padded
-  to its 24 positions; ValueError naming an unknown word."""
+  to its 24 positions; ValueError naming an unknown word. `vocab` / `max_tokens` (a run's saved vocabulary,
+  `from_file`) replace the builder's."""
+
+  def __init__(self, vocab: Optional[Sequence[str]] = None, max_tokens: Optional[int] = None):
+    from jaxgen.data.builders.shapes import MAX_TOKENS, VOCAB
+    self.vocab, self.max_tokens = tuple(vocab or VOCAB), int(max_tokens or MAX_TOKENS)
+
+  @classmethod
+  def from_file(cls, path: str) -> "WordTokenizer":
+    with open(path) as f:
+      saved = json.load(f)
+    return cls(saved["words"], saved["max_tokens"])
+
+  def save(self, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump({"words": list(self.vocab), "max_tokens": self.max_tokens}, f, indent=1)
+    os.replace(tmp, path)
 
   def __call__(self, texts: Sequence[str]) -> np.ndarray:
     from jaxgen.data.builders.shapes import tokenize
     if isinstance(texts, str):
       texts = [texts]
-    return np.stack([tokenize(t) for t in texts]).astype(np.int32)
+    return np.stack([tokenize(t, self.vocab, self.max_tokens) for t in texts]).astype(np.int32)
+
+
+def save_run_files(config, workdir: str) -> None:
+  """What a CLIP run keeps with it at its start (jaxgen.registry FamilyEntry.run_files): the word vocabulary its
+  token ids mean (WORKDIR/tokenizer/words.json), so that its captions are read the same way if the builder's
+  vocabulary ever changes; a BPE run's files are already there (the converter copied them). Written once."""
+  from jaxgen.clip.build import tokenizer_kind
+  path = os.path.join(workdir, TOKENIZER_DIR, WORDS_FILE)
+  if tokenizer_kind(config) == "words" and not os.path.exists(path):
+    WordTokenizer().save(path)
 
 
 def run_tokenizer(run, workdir: Optional[str] = None):
@@ -113,9 +145,10 @@ def run_tokenizer(run, workdir: Optional[str] = None):
   WORKDIR/tokenizer/ for model.tokenizer='bpe', the shapes words otherwise."""
   from jaxgen.clip.build import tokenizer_kind
   config = getattr(run, "config", run)
-  if tokenizer_kind(config) == "words":
-    return WordTokenizer()
   workdir = workdir or getattr(run, "workdir", None)
+  if tokenizer_kind(config) == "words":
+    saved = os.path.join(workdir, TOKENIZER_DIR, WORDS_FILE) if workdir else None
+    return WordTokenizer.from_file(saved) if saved and os.path.exists(saved) else WordTokenizer()
   if workdir is None:
     raise ValueError("a BPE run's tokenizer lives in its workdir; pass workdir=")
   m = config.model

@@ -115,6 +115,10 @@ def run(config, workdir: str, *, experiment: str = "", multihost: bool = False,
   record = _start_record(config, experiment, workdir, allow_config_change=allow_config_change,
                          before_recording=build_and_check)
   family = family["f"]
+  if entry.run_files:
+    import jax
+    if jax.process_index() == 0:
+      registry.resolve(entry.run_files)(config, workdir)
   data_fn = registry.resolve(entry.data_fn)(config)
   spec = get_dataset_spec(config.data.name)
   reference = load_split(config, spec.eval_split)["points"][:2000] if spec.kind == "points" else None

@@ -199,3 +199,24 @@ def test_resnet_tower_attention_pool_and_downsampling():
   config.model.vision = "vgg"
   with pytest.raises(ValueError, match=r"model.vision='vgg'; choose one of: vit, resnet"):
     validate_clip_config(config)
+
+
+def test_a_trained_run_keeps_its_word_vocabulary(tmp_path):
+  """The words a run's token ids mean are saved with it at its start and read back from there."""
+  from jaxgen.clip.tokenizer import TOKENIZER_DIR, WORDS_FILE, WordTokenizer, run_tokenizer, save_run_files
+  config = get_config("smoke")
+  save_run_files(config, str(tmp_path))
+  path = tmp_path / TOKENIZER_DIR / WORDS_FILE
+  saved = WordTokenizer.from_file(str(path))
+  assert saved.vocab == S.VOCAB and saved.max_tokens == S.MAX_TOKENS
+  caption = "a small red circle"
+  np.testing.assert_array_equal(run_tokenizer(config, str(tmp_path))([caption]), [S.tokenize(caption)])
+  # the run's file is what counts: a vocabulary with two words swapped gives their ids swapped
+  vocab = list(S.VOCAB)
+  i, j = vocab.index("red"), vocab.index("circle")
+  vocab[i], vocab[j] = vocab[j], vocab[i]
+  WordTokenizer(vocab, S.MAX_TOKENS).save(str(path))
+  ids = run_tokenizer(config, str(tmp_path))([caption])[0]
+  assert list(ids[:4]) == [S.VOCAB.index("a"), S.VOCAB.index("small"), j, i]
+  save_run_files(config, str(tmp_path))                       # written once: a restart keeps the run's file
+  assert WordTokenizer.from_file(str(path)).vocab == tuple(vocab)

@@ -156,13 +156,14 @@ def caption(scene: Scene) -> str:
   return f"{_phrase(objs[0])} , {_phrase(objs[1])} and {_phrase(objs[2])}".replace(" ,", ",")
 
 
-def tokenize(text: str) -> np.ndarray:
+def tokenize(text: str, vocab=VOCAB, max_tokens: int = MAX_TOKENS) -> np.ndarray:
+  """(max_tokens,) int32 ids of the caption's words and commas in `vocab` (id 0 the pad), 0-padded."""
   words = text.replace(",", " ,").split()
-  unknown = [w for w in words if w not in VOCAB]
-  if unknown or len(words) > MAX_TOKENS:
-    raise ValueError(f"caption {text!r}: words {unknown} not in the vocabulary or longer than {MAX_TOKENS} tokens")
-  ids = np.zeros((MAX_TOKENS,), np.int32)
-  ids[:len(words)] = [VOCAB.index(w) for w in words]
+  unknown = [w for w in words if w not in vocab]
+  if unknown or len(words) > max_tokens:
+    raise ValueError(f"caption {text!r}: words {unknown} not in the vocabulary or longer than {max_tokens} tokens")
+  ids = np.zeros((max_tokens,), np.int32)
+  ids[:len(words)] = [vocab.index(w) for w in words]
   return ids
 
 
