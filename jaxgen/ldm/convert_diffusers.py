@@ -1,0 +1,244 @@
+"""Map diffusers' `AutoencoderKL` (the Stable Diffusion VAE's architecture) onto jaxgen.nn.autoencoder_kl.
+
+  module_from_diffusers_config(config)        diffusers' config.json (a dict) -> AutoencoderKL, or ValueError
+                                              naming the field, its value and what is allowed
+  params_from_diffusers(state_dict, config)   {key: numpy array} -> the module's float32 params, or ValueError
+                                              naming the unknown, missing, doubled and mis-shaped tensors
+  read_weights(path)                          diffusion_pytorch_model.safetensors -> {key: numpy array} (NumPy
+                                              only, jaxgen.io.safetensors; jaxgen does not read PyTorch pickles)
+
+The mapping (`param_target`; diffusers' decoder up_blocks count from the lowest resolution, as jaxgen's up_{i}):
+  {encoder,decoder}.conv_in, conv_out, conv_norm_out     -> {encoder,decoder}/conv_in, conv_out, norm_out
+  encoder.down_blocks.i.resnets.j.*                      -> encoder/down_{i}_block_{j}/*
+  encoder.down_blocks.i.downsamplers.0.conv              -> encoder/down_{i}_downsample/conv
+  decoder.up_blocks.i.resnets.j.*                        -> decoder/up_{i}_block_{j}/*
+  decoder.up_blocks.i.upsamplers.0.conv                  -> decoder/up_{i}_upsample/conv
+  {encoder,decoder}.mid_block.resnets.0 / 1, attentions.0 -> {encoder,decoder}/mid/mid_block_1 / mid_block_2,
+                                                            mid_attn_1
+  quant_conv, post_quant_conv                            -> quant_conv, post_quant_conv (Dense)
+  in a resnet: norm1, conv1, norm2, conv2, conv_shortcut -> norm1, conv1, norm2, conv2, nin_shortcut
+  in an attention: group_norm, to_q, to_k, to_v, to_out.0 (older checkpoints: query, key, value, proj_attn)
+                 -> norm, q, k, v, proj_out
+Convolution weights (O, I, kh, kw) become kernels (kh, kw, I, O); linear weights (O, I) and 1x1 convolutions
+(O, I, 1, 1) become Dense kernels (I, O); norm weights become GroupNorm scales. Every source key must be used
+exactly once and every parameter filled with its shape. The proof, without weights: tests/ldm/test_autoencoder_kl.py
+against a tiny diffusers AutoencoderKL with seeded weights (tests/fixtures/make_autoencoder_kl_fixture.py).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from jaxgen.io.safetensors import read_safetensors
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+
+# diffusers' AutoencoderKL.__init__ defaults (what a config.json that leaves a field out gets).
+DEFAULTS = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
+                up_block_types=("UpDecoderBlock2D",), block_out_channels=(64,), layers_per_block=1, act_fn="silu",
+                latent_channels=4, norm_num_groups=32, sample_size=32, scaling_factor=0.18215, shift_factor=None,
+                latents_mean=None, latents_std=None, force_upcast=True, use_quant_conv=True,
+                use_post_quant_conv=True, mid_block_add_attention=True)
+# diffusers' Encoder and Decoder fix every GroupNorm's epsilon at 1e-6 (the config has no field for it).
+NORM_EPS = 1e-6
+# Fields that do not change the network (scaling of the latent for the second stage, sizes, dtypes).
+_IGNORED = ("sample_size", "scaling_factor", "shift_factor", "latents_mean", "latents_std", "force_upcast")
+
+
+# -- the config -------------------------------------------------------------------------------------------------
+
+def _refuse(field: str, value: Any, allowed: str) -> ValueError:
+  return ValueError(f"{CONFIG_FILE}: {field}={value!r} cannot be mapped onto jaxgen's AutoencoderKL; {allowed}")
+
+
+def _int(c: Mapping[str, Any], field: str, minimum: int = 1) -> int:
+  value = c[field]
+  if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    raise _refuse(field, value, f"allowed: an integer >= {minimum}")
+  return value
+
+
+def _bool(c: Mapping[str, Any], field: str) -> bool:
+  if not isinstance(c[field], bool):
+    raise _refuse(field, c[field], "allowed: true or false")
+  return c[field]
+
+
+def module_kwargs(config: Mapping[str, Any]) -> Dict[str, Any]:
+  """diffusers' AutoencoderKL config -> jaxgen.nn.autoencoder_kl.AutoencoderKL's fields; ValueError naming the
+  field, its value and what is allowed. Fields left out take diffusers' defaults; `_`-prefixed fields and the
+  ones that do not shape the network (sample_size, scaling_factor, ...) are ignored; unknown fields are refused."""
+  class_name = config.get("_class_name", "AutoencoderKL")
+  if class_name != "AutoencoderKL":
+    raise _refuse("_class_name", class_name, "allowed: 'AutoencoderKL'")
+  unknown = sorted(k for k in config if not k.startswith("_") and k not in DEFAULTS)
+  if unknown:
+    raise _refuse(unknown[0], config[unknown[0]], f"allowed fields: {', '.join(sorted(DEFAULTS))}")
+  c = dict(DEFAULTS, **{k: v for k, v in config.items() if not k.startswith("_")})
+  channels = c["block_out_channels"]
+  if not isinstance(channels, (list, tuple)) or not channels or not all(
+      isinstance(ch, int) and not isinstance(ch, bool) and ch >= 1 for ch in channels):
+    raise _refuse("block_out_channels", channels, "allowed: a non-empty list of positive integers")
+  channels = tuple(channels)
+  for field, block in (("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")):
+    types = c[field]
+    if not isinstance(types, (list, tuple)) or list(types) != [block] * len(channels):
+      raise _refuse(field, types, f"allowed: [{block!r}] * {len(channels)} (one per block_out_channels entry; "
+                    f"jaxgen's autoencoder has no other block)")
+  if c["act_fn"] != "silu":
+    raise _refuse("act_fn", c["act_fn"], "allowed: 'silu'")
+  groups = _int(c, "norm_num_groups")
+  bad = [ch for ch in channels if ch % groups]
+  if bad:
+    raise _refuse("norm_num_groups", groups, f"allowed: a divisor of every block_out_channels entry ({bad} are not "
+                  "multiples of it)")
+  return dict(in_channels=_int(c, "in_channels"), out_channels=_int(c, "out_channels"), block_out_channels=channels,
+              layers_per_block=_int(c, "layers_per_block"), latent_channels=_int(c, "latent_channels"),
+              norm_num_groups=groups, norm_eps=NORM_EPS, mid_block_add_attention=_bool(c, "mid_block_add_attention"),
+              use_quant_conv=_bool(c, "use_quant_conv"), use_post_quant_conv=_bool(c, "use_post_quant_conv"))
+
+
+def module_from_diffusers_config(config: Mapping[str, Any]):
+  """diffusers' AutoencoderKL config (config.json as a dict) -> jaxgen's AutoencoderKL (float32)."""
+  from jaxgen.nn.autoencoder_kl import AutoencoderKL
+  return AutoencoderKL(**module_kwargs(config))
+
+
+# -- the weights ------------------------------------------------------------------------------------------------
+
+_RESNET = {"norm1": ("norm1", "norm"), "conv1": ("conv1", "conv"), "norm2": ("norm2", "norm"),
+           "conv2": ("conv2", "conv"), "conv_shortcut": ("nin_shortcut", "dense")}
+_ATTN = {"group_norm": ("norm", "norm"), "to_q": ("q", "dense"), "to_k": ("k", "dense"), "to_v": ("v", "dense"),
+         "to_out.0": ("proj_out", "dense"), "query": ("q", "dense"), "key": ("k", "dense"),
+         "value": ("v", "dense"), "proj_attn": ("proj_out", "dense")}
+_SIDE_TOP = {"conv_in": ("conv_in", "conv"), "conv_out": ("conv_out", "conv"), "conv_norm_out": ("norm_out", "norm")}
+_TOP = {"quant_conv": ("quant_conv", "dense"), "post_quant_conv": ("post_quant_conv", "dense")}
+_BLOCK_KEY = re.compile(r"^(encoder\.down|decoder\.up)_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$")
+_RESAMPLE_KEY = re.compile(r"^(encoder\.down_blocks\.(\d+)\.downsamplers|decoder\.up_blocks\.(\d+)\.upsamplers)"
+                           r"\.0\.conv$")
+_MID_KEY = re.compile(r"^(encoder|decoder)\.mid_block\.(resnets|attentions)\.(\d+)\.(.+)$")
+_SIDE_KEY = re.compile(r"^(encoder|decoder)\.(conv_in|conv_out|conv_norm_out)$")
+
+
+def param_target(key: str) -> Optional[Tuple[Tuple[str, ...], str]]:
+  """(path in jaxgen's AutoencoderKL params, kind 'conv' | 'dense' | 'norm') of a diffusers state-dict key; None
+  when the key has no place in it. E.g. 'decoder.up_blocks.1.resnets.2.conv1.weight' ->
+  (('decoder', 'up_1_block_2', 'conv1', 'kernel'), 'conv'). Whether the target exists in a given configuration
+  is left to the shape check (an extra level or block is an unexpected key there)."""
+  module, _, leaf = key.rpartition(".")
+  if leaf not in ("weight", "bias"):
+    return None
+  m = _BLOCK_KEY.match(module)
+  if m:
+    side, i, j, sub = m.groups()
+    if sub not in _RESNET:
+      return None
+    name, op = _RESNET[sub]
+    prefix = (side.split(".")[0], f"{side.split('.')[1]}_{int(i)}_block_{int(j)}", name)
+  elif _RESAMPLE_KEY.match(module):
+    _, down, up = _RESAMPLE_KEY.match(module).groups()
+    prefix = ("encoder", f"down_{int(down)}_downsample", "conv") if down is not None else \
+        ("decoder", f"up_{int(up)}_upsample", "conv")
+    op = "conv"
+  elif _MID_KEY.match(module):
+    side, kind, j, sub = _MID_KEY.match(module).groups()
+    table = _RESNET if kind == "resnets" else _ATTN
+    if sub not in table or int(j) > (1 if kind == "resnets" else 0):
+      return None
+    name, op = table[sub]
+    prefix = (side, "mid", f"mid_block_{int(j) + 1}" if kind == "resnets" else "mid_attn_1", name)
+  elif _SIDE_KEY.match(module):
+    side, sub = _SIDE_KEY.match(module).groups()
+    name, op = _SIDE_TOP[sub]
+    prefix = (side, name)
+  elif module in _TOP:
+    name, op = _TOP[module]
+    prefix = (name,)
+  else:
+    return None
+  param = "bias" if leaf == "bias" else {"conv": "kernel", "dense": "kernel", "norm": "scale"}[op]
+  return prefix + (param,), op
+
+
+def _transform(value: np.ndarray, op: str, leaf: str) -> np.ndarray:
+  """A diffusers (PyTorch-layout) tensor in jaxgen's layout; shapes that fit no rule pass as they are (the shape
+  check names them)."""
+  if leaf != "weight":
+    return value
+  if op == "conv" and value.ndim == 4:
+    return value.transpose(2, 3, 1, 0)                    # OIHW -> HWIO
+  if op == "dense" and value.ndim == 4 and value.shape[2:] == (1, 1):
+    value = value.reshape(value.shape[:2])                 # a 1x1 convolution: (O, I, 1, 1) -> (O, I)
+  if op == "dense" and value.ndim == 2:
+    return value.T                                         # (O, I) -> (I, O)
+  return value
+
+
+def expected_param_shapes(module) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
+  """{param path: shape} of jaxgen's AutoencoderKL `module` (jax.eval_shape: no parameters are computed; the
+  parameters do not depend on the image size, so the smallest one that downsamples is used)."""
+  import jax
+  import jax.numpy as jnp
+  from flax import traverse_util
+  from flax.core import unfreeze
+  size = module.downsample_factor
+  x = jax.ShapeDtypeStruct((1, size, size, module.in_channels), jnp.float32)
+  shapes = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x)["params"], x)
+  return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(unfreeze(shapes)).items()}
+
+
+def _map(state_dict: Mapping[str, Any], want: Mapping[Tuple[str, ...], Tuple[int, ...]]
+         ) -> Dict[Tuple[str, ...], np.ndarray]:
+  """{param path: tensor in jaxgen's layout}, checked against `want` ({path: shape}): ValueError naming the
+  unknown and doubled keys, the missing and unexpected parameters and the wrong shapes."""
+  have: Dict[Tuple[str, ...], np.ndarray] = {}
+  source: Dict[Tuple[str, ...], str] = {}
+  unknown, duplicated = [], []
+  for key, value in state_dict.items():
+    target = param_target(key)
+    if target is None:
+      unknown.append(key)
+      continue
+    path, op = target
+    if path in have:
+      duplicated.append(f"{key} and {source[path]} (both -> {'/'.join(path)})")
+      continue
+    have[path], source[path] = _transform(np.asarray(value), op, key.rpartition(".")[2]), key
+  missing = sorted("/".join(p) for p in set(want) - set(have))
+  unexpected = sorted(f"{source[p]} (-> {'/'.join(p)})" for p in set(have) - set(want))
+  wrong = sorted(f"{source[p]} {tuple(np.shape(state_dict[source[p]]))} -> {'/'.join(p)} needs {tuple(want[p])}"
+                 for p in set(have) & set(want) if tuple(np.shape(have[p])) != tuple(want[p]))
+  problems = [(name, items) for name, items in (("unknown keys", unknown), ("keys used twice", duplicated),
+                                                 ("missing parameters", missing), ("unexpected keys", unexpected),
+                                                 ("wrong shapes", wrong)) if items]
+  if problems:
+    raise ValueError("the diffusers state dict does not fit jaxgen's AutoencoderKL: " + "; ".join(
+        f"{len(items)} {name}: {', '.join(items[:8])}{', ...' if len(items) > 8 else ''}" for name, items in problems))
+  return have
+
+
+def params_from_diffusers(state_dict: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> Dict[str, Any]:
+  """diffusers AutoencoderKL state dict ({key: numpy array}) -> nested float32 params of
+  module_from_diffusers_config(config)."""
+  from flax import traverse_util
+  flat = _map(state_dict, expected_param_shapes(module_from_diffusers_config(config)))
+  return traverse_util.unflatten_dict({p: np.ascontiguousarray(v, dtype=np.float32) for p, v in flat.items()})
+
+
+def converted_shapes(shapes: Mapping[str, Any], config: Mapping[str, Any]) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
+  """The shape-only conversion: {diffusers key: shape} -> {param path: shape}, through the same mapping and checks
+  as the weights (zero-stride views stand in for the tensors, so a full-size model costs no memory)."""
+  views = {k: np.broadcast_to(np.zeros((), np.float32), tuple(s)) for k, s in shapes.items()}
+  want = expected_param_shapes(module_from_diffusers_config(config))
+  return {p: tuple(v.shape) for p, v in _map(views, want).items()}
+
+
+def read_weights(path: str) -> Dict[str, np.ndarray]:
+  """diffusion_pytorch_model.safetensors -> {key: numpy array} (NumPy only; a PyTorch pickle is refused)."""
+  if path.endswith(".bin"):
+    raise ValueError(f"{path} is a PyTorch pickle, which jaxgen does not read (it does not depend on torch); give "
+                     f"the model's {WEIGHTS_FILE}")
+  return read_safetensors(path)
