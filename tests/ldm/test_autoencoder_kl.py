@@ -127,7 +127,7 @@ def test_sd_vae_keys_map_without_weights():
   assert shapes[("decoder", "up_3_block_0", "nin_shortcut", "kernel")] == (256, 128)
   assert shapes[("encoder", "mid", "mid_attn_1", "proj_out", "kernel")] == (512, 512)
   assert shapes[("quant_conv", "kernel")] == (8, 8)
-  # Older checkpoints' attention names (query, key, value, proj_attn; e.g. stabilityai/sd-vae-ft-mse) map the same.
+  # Older diffusers checkpoints' attention names (query, key, value, proj_attn) map the same.
   old = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
   renamed = {next((k.replace(f".{a}.", f".{b}.") for a, b in old.items() if f".{a}." in k), k): s
              for k, s in SD_SHAPES.items()}
