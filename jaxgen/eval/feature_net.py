@@ -99,13 +99,19 @@ class FeatureNet:
     return jax.jit(lambda p, x: self.network.apply({"params": p}, _to_input(x)))
 
   def outputs(self, images):
-    """(features (N, 128), {head: logits (N, classes)}) as numpy, in batches of batch_size."""
+    """(features (N, 128), {head: logits (N, classes)}) as numpy, in batches of batch_size, the last one padded
+    with copies of its last image whose outputs are dropped (one compiled shape for any N; each image's outputs
+    are its own)."""
     feats, logits = [], {k: [] for k in heads_for(self.name)}
     for i in range(0, len(images), self.batch_size):
-      f, out = self._jitted(self.params, np.asarray(images[i:i + self.batch_size]))
-      feats.append(np.asarray(f))
+      batch = np.asarray(images[i:i + self.batch_size])
+      n = len(batch)
+      if n < self.batch_size:
+        batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - n, axis=0)])
+      f, out = self._jitted(self.params, batch)
+      feats.append(np.asarray(f)[:n])
       for k in logits:
-        logits[k].append(np.asarray(out[k]))
+        logits[k].append(np.asarray(out[k])[:n])
     return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
 
   def _apply(self, images):

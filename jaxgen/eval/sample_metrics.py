@@ -63,11 +63,18 @@ class InceptionSpace:
     return jax.jit(inception_features)
 
   def outputs(self, images):
+    """Batches of batch_size, the last one padded with copies of its last image (and the copies' outputs
+    dropped): one compiled shape for any number of images (an Inception compile costs tens of seconds on a CPU);
+    the network is in inference mode, so each image's features are its own."""
     feats, logits = [], []
     for i in range(0, len(images), self.batch_size):
-      f, lg = self._jitted(self.params, np.asarray(images[i:i + self.batch_size]))
-      feats.append(np.asarray(f))
-      logits.append(np.asarray(lg))
+      batch = np.asarray(images[i:i + self.batch_size])
+      n = len(batch)
+      if n < self.batch_size:
+        batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - n, axis=0)])
+      f, lg = self._jitted(self.params, batch)
+      feats.append(np.asarray(f)[:n])
+      logits.append(np.asarray(lg)[:n])
     return np.concatenate(feats), {"inception": np.concatenate(logits)}
 
 

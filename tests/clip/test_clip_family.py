@@ -168,8 +168,8 @@ def test_resnet_tower_attention_pool_and_downsampling():
   from jaxgen.nn.clip_resnet import CLIPResNet
   net = CLIPResNet(stage_sizes=(1, 1), width=8, num_heads=4, output_dim=6)
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
-  variables = net.init(jax.random.PRNGKey(1), x)
-  seq, pooled = net.apply(variables, x)
+  variables = jax.jit(net.init)(jax.random.PRNGKey(1), x)
+  seq, pooled = jax.jit(net.apply)(variables, x)
   assert seq.shape == (2, 1 + 4 * 4, 64) and pooled.shape == (2, 6)
   a = jax.tree.map(lambda v: np.asarray(v, np.float64), variables["params"]["attnpool"]["attn"])
   s = np.asarray(seq, np.float64)
@@ -190,8 +190,8 @@ def test_resnet_tower_attention_pool_and_downsampling():
   family = make_clip(config)
   data = S.shapes_split_arrays("test", 4)
   batch = {"image": jnp.asarray(data["image"]), "tokens": jnp.asarray(data["tokens"])}
-  params = family.init(jax.random.PRNGKey(0), batch)
-  grads = jax.grad(lambda p: family.loss(p, batch, None)[0])(params)
+  params = jax.jit(family.init)(jax.random.PRNGKey(0), batch)
+  grads = jax.jit(jax.grad(lambda p: family.loss(p, batch, None)[0]))(params)
   assert float(jnp.abs(grads["params"]["image_encoder"]["stem_conv1"]["kernel"]).max()) > 0
   config.model.vision_layers = (1, 0)
   with pytest.raises(ValueError, match=r"model.vision_layers=\(1, 0\) must be"):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from experiments.ddpm_cifar import get_config
+from experiments.ddpm_toy2d import get_config   # the MLP denoiser: what is under test is the lock, not the model
 from jaxgen.data import train_data_fn
 from jaxgen.diffusion.build import make_ddpm
 from jaxgen.train import trainer
