@@ -19,7 +19,7 @@ paper: the paper's KL-f4 first stage (its models/first_stage_models/kl-f4 config
   evaluation (the paper's first stage keeps none).
 quick: `shapes`, f = 4 with block_out_channels (32, 64, 64), one ResNet block per level, 8 groups, latents
   8x8x3; L1, kl_weight 1e-6; Adam 1e-3, batch 32.
-smoke: the bundled 8x8 digits, f = 2, widths 8, 6 steps (tests and CI).
+smoke: the bundled 8x8 digits, f = 2, widths 4, no attention, 6 steps (tests and CI).
 
 EXPECTED
   metrics.jsonl: train/psnr rising, and at each evaluation test/psnr of held-out reconstructions; on shapes and
@@ -53,7 +53,8 @@ def get_config(preset: str = "paper"):
     cadence(c, steps=1500, every=500, log_every=100, sample_every=0, eval_every=0)
   elif c.preset == "smoke":
     c.data.update(name="digits", random_flip=False)
-    c.model.update(block_out_channels=(8, 8), layers_per_block=1, latent_channels=2, norm_num_groups=4)
+    c.model.update(block_out_channels=(4, 4), layers_per_block=1, latent_channels=2, norm_num_groups=2,
+                   mid_block_add_attention=False)
     c.eval.update(batch_size=100, reconstruction_examples=100, latent_scale_examples=64)
     smoke(c, sample_every=0, num_samples=0)
   return c
