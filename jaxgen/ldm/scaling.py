@@ -57,14 +57,14 @@ def latent_scale(workdir: str, *, num: int = 1000) -> Dict[str, Any]:
 def read_latent_scale(workdir: str) -> float:
   """The stored scale of the first-stage run in `workdir`; ValueError (one line) when it is missing or was
   computed at another step than the run's latest checkpoint."""
-  from jaxgen.train.run import _latest_step_on_disk
   path = os.path.join(workdir, SCALE_FILE)
   if not os.path.isfile(path):
     raise ValueError(f"codec.scale='auto' but {path} does not exist: train the first stage with the "
                      "'latent_scale' evaluation, or run jaxgen.ldm.scaling.latent_scale(workdir)")
   with open(path) as f:
     record = json.load(f)
-  latest = _latest_step_on_disk(workdir)
+  directory = os.path.join(workdir, "checkpoints")
+  latest = max((int(n) for n in os.listdir(directory) if n.isdigit()), default=0) if os.path.isdir(directory) else 0
   if record["step"] != latest:
     raise ValueError(f"codec.scale='auto': {path} was computed at step {record['step']}, but the run's latest "
                      f"checkpoint is step {latest}; recompute it with jaxgen.ldm.scaling.latent_scale(workdir)")

@@ -80,6 +80,14 @@ def test_the_latent_scale_is_stored_and_restored_exactly(stage1, tmp_path):
   os.remove(os.path.join(copy, scaling.SCALE_FILE))
   with pytest.raises(ValueError, match=r"codec.scale='auto' but .*latent_scale.json does not exist"):
     registry.validate_config(_latent_ddpm(copy, "auto"))
+  # a first-stage workdir of a family that is no autoencoder
+  path = os.path.join(copy, "config.json")
+  record = json.load(open(path))
+  record["config"]["family"] = "gan"
+  json.dump(record, open(path, "w"))
+  with pytest.raises(ValueError, match=r"holds a 'gan' run; the frozen autoencoder must be one of: vae, "
+                                       r"ldm_autoencoder"):
+    registry.validate_config(_latent_ddpm(copy, 1.0))
 
 
 def test_a_ddpm_on_its_latents_leaves_the_first_stage_bit_identical(stage1, tmp_path):
