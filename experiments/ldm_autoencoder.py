@@ -17,8 +17,8 @@ paper: the paper's KL-f4 first stage (its models/first_stage_models/kl-f4 config
   LPIPS term and no patch discriminator (the paper's adversarial loss starts after 50k steps; not implemented
   here, docs/latent_diffusion.md); 100k steps (the paper trains until convergence); EMA 0.999 of the params for
   evaluation (the paper's first stage keeps none).
-quick: `shapes`, f = 4 with block_out_channels (32, 64, 64), one ResNet block per level, 8 groups, latents
-  8x8x3; L1, kl_weight 1e-6; Adam 1e-3, batch 32.
+quick: `shapes`, f = 4 with block_out_channels (16, 32, 32), one ResNet block per level, 8 groups, latents
+  8x8x3; L1, kl_weight 1e-6; Adam 1e-3, batch 32, 800 steps.
 smoke: the bundled 8x8 digits, f = 2, widths 4, no attention, 6 steps (tests and CI).
 
 EXPECTED
@@ -47,10 +47,10 @@ def get_config(preset: str = "paper"):
   cadence(c, steps=100_000, every=10_000, log_every=500, sample_every=0)
   if c.preset == "quick":
     c.data.update(name="shapes", random_flip=False)
-    c.model.update(block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=8)
+    c.model.update(block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8)
     c.optim.update(learning_rate=1e-3, warmup_steps=100, ema_decay=0.995)
     c.batch_size = 32
-    cadence(c, steps=1500, every=500, log_every=100, sample_every=0, eval_every=0)
+    cadence(c, steps=800, every=400, log_every=100, sample_every=0, eval_every=0)
   elif c.preset == "smoke":
     c.data.update(name="digits", random_flip=False)
     c.model.update(block_out_channels=(4, 4), layers_per_block=1, latent_channels=2, norm_num_groups=2,
