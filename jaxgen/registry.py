@@ -74,6 +74,11 @@ FAMILIES = {
                         evals=("clip_zero_shot",), param_groups=("default", "no_decay"),
                         run_files="jaxgen.clip.tokenizer:save_run_files",
                         metrics=("train/loss", "train/accuracy_i2t", "train/accuracy_t2i", "train/logit_scale")),
+    # the first stage of latent diffusion: an autoencoder, not a generative model (no sample, no sample_metrics)
+    "ldm_autoencoder": FamilyEntry("jaxgen.ldm.build:make_ldm_autoencoder",
+                                   "jaxgen.ldm.build:validate_ldm_autoencoder_config",
+                                   evals=("ldm_reconstruction", "latent_scale"),
+                                   metrics=("train/loss", "train/psnr", "train/reconstruction", "train/kl")),
 }
 
 _EVAL_CONFIG = "jaxgen.eval.config:"           # the evaluations' config validators (no JAX import)
@@ -120,6 +125,12 @@ EVALS = {
                                 datasets=("shapes", "shapes_tiny"), validate=_EVAL_CONFIG + "validate_clip_zero_shot",
                                 metrics=("test/zero_shot_*_accuracy", "test/probe_*_accuracy", "test/*_chance",
                                          "test/retrieval_*", "test/num_*")),
+    "ldm_reconstruction": EvalEntry("jaxgen.eval.ldm:make_ldm_reconstruction_eval", "periodic",
+                                    validate=_EVAL_CONFIG + "validate_ldm_reconstruction",
+                                    metrics=("test/psnr", "test/recon_*", "test/real_*", "test/num_examples")),
+    "latent_scale": EvalEntry("jaxgen.eval.ldm:make_latent_scale_eval", "final",
+                              validate=_EVAL_CONFIG + "validate_latent_scale",
+                              metrics=("test/latent_scale", "test/latent_std")),
 }
 
 STUDIES = {

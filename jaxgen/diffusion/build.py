@@ -17,7 +17,7 @@ def _settings(section, defaults):
 
 NETWORKS = ("unet", "mlp")               # config.model.kind: the U-Net for images, an MLP for vectors
 CODECS = ("data", "frozen_autoencoder")  # config.codec.kind: the data set's own values, or a frozen run's latents
-AUTOENCODER_FAMILIES = ("vae",)          # families that give latent_shape / encode_latents / decode_latents
+AUTOENCODER_FAMILIES = ("vae", "ldm_autoencoder")   # families giving latent_shape / encode_latents / decode_latents
 
 
 def codec_settings(config):
@@ -26,13 +26,25 @@ def codec_settings(config):
 
 
 def event_shape(config):
-  """The shape of what the DDPM diffuses: the data's (images, points) or the frozen autoencoder's latents."""
+  """The shape of what the DDPM diffuses: the data's (images, points) or the frozen autoencoder's latents (its
+  family built from its run's config, which reads no parameters)."""
   cs = codec_settings(config)
   if cs["kind"] == "frozen_autoencoder":
+    from jaxgen import registry
     from jaxgen.train.run import read_run_config
     _, source = read_run_config(cs["workdir"])
-    return (int(source.model.latent_dim),)
+    return tuple(int(n) for n in registry.resolve(registry.family_entry(source.family).build)(source).latent_shape)
   return tuple(get_dataset_spec(config.data.name).event_shape)
+
+
+def codec_scale(config) -> float:
+  """codec.scale as a number: the config's, or with codec.scale='auto' the first stage's stored 1 / std of its
+  latents (jaxgen.ldm.scaling.read_latent_scale: ValueError when it is missing or stale)."""
+  cs = codec_settings(config)
+  if cs["scale"] == "auto":
+    from jaxgen.ldm.scaling import read_latent_scale
+    return read_latent_scale(cs["workdir"])
+  return float(cs["scale"])
 
 
 def _validate_codec(config, spec) -> None:
@@ -54,8 +66,12 @@ def _validate_codec(config, spec) -> None:
                      f"must be one of: {', '.join(AUTOENCODER_FAMILIES)}")
   if source.data.name != spec.name:
     raise ValueError(f"codec.workdir={cs['workdir']} was trained on {source.data.name!r}, this run on {spec.name!r}")
-  if not (cs["scale"] > 0):
-    raise ValueError(f"codec.scale={cs['scale']} must be > 0")
+  if isinstance(cs["scale"], str):
+    if cs["scale"] != "auto":
+      raise ValueError(f"codec.scale={cs['scale']!r}; give a number > 0 or 'auto' (the first stage's stored 1/std)")
+    codec_scale(config)
+  elif isinstance(cs["scale"], bool) or not (cs["scale"] > 0):
+    raise ValueError(f"codec.scale={cs['scale']!r} must be > 0 or 'auto'")
 
 
 def validate_ddpm_config(config) -> None:
@@ -151,7 +167,7 @@ def make_codec(config):
     _, source = read_run_config(cs["workdir"])
     autoencoder = registry.resolve(registry.family_entry(source.family).build)(source)
     part = FrozenPart(cs["workdir"], expect=(("family", source.family), ("data.name", spec.name)))
-    return codecs.FrozenAutoencoderCodec(autoencoder, "autoencoder", float(cs["scale"])), {"autoencoder": part}
+    return codecs.FrozenAutoencoderCodec(autoencoder, "autoencoder", codec_scale(config)), {"autoencoder": part}
   if spec.kind == "image":
     return codecs.ImageCodec(tuple(spec.event_shape)), {}
   return codecs.VectorCodec(tuple(spec.event_shape)), {}

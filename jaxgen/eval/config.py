@@ -16,6 +16,8 @@ here. JAX-free: validating a config compiles and imports nothing heavy.
   flow_classifier       eval.batch_size, baseline.steps, model.num_classes (> 0)
   clip_zero_shot        eval.batch_size, eval.probe_steps, eval.probe_learning_rate, eval.probe_train_examples,
                         eval.use_ema
+  ldm_reconstruction    eval.batch_size, eval.reconstruction_examples
+  latent_scale          eval.latent_scale_examples
 """
 from __future__ import annotations
 
@@ -150,3 +152,16 @@ def validate_clip_zero_shot(config) -> None:
   ema = _get(config, "eval.use_ema", False)
   if not isinstance(ema, bool):
     raise ValueError(f"eval.use_ema={ema!r} must be True or False")
+
+
+def validate_ldm_reconstruction(config) -> None:
+  """The 'ldm_reconstruction' evaluation: eval.batch_size, eval.reconstruction_examples (>= 2: held-out images
+  reconstructed; default 1000)."""
+  validate_batch_size(config)
+  check_int(config, "eval.reconstruction_examples", 2, default=1000)
+
+
+def validate_latent_scale(config) -> None:
+  """The 'latent_scale' evaluation: eval.latent_scale_examples (>= 2: training images whose latents' std is
+  taken; default 1000)."""
+  check_int(config, "eval.latent_scale_examples", 2, default=1000)

@@ -30,6 +30,7 @@ CASES = {
     "flow_glow_images": ("glow_cifar", {}),
     "flow_points": ("flow_toy2d", {"model.kind": "glow"}),
     "clip": ("clip_shapes", {}),
+    "ldm_autoencoder": ("ldm_autoencoder", {}),
 }
 
 
