@@ -59,9 +59,13 @@ def test_unknown_dataset_lists_allowed_names():
   assert jd.get_dataset_spec("cifar10").image_shape == (32, 32, 3)
 
 
-def test_spec_lookup_does_not_import_tensorflow():
+def test_spec_lookup_does_not_import_tensorflow_and_the_builders_register_on_import():
+  """`import jaxgen.data` registers 'digits' and 'shapes' with TFDS (tfds.load finds them as any data set)
+  without importing TensorFlow."""
   code = ('import sys, jaxgen.data.tfds as t; t.get_dataset_spec("cifar10"); '
-          'assert "tensorflow" not in sys.modules, "tf imported"')
+          'assert "tensorflow" not in sys.modules, "tf imported"; '
+          'import tensorflow_datasets as tfds; '
+          'assert [tfds.builder_cls(n).name for n in ("digits", "shapes")] == ["digits", "shapes"]')
   repo_root = pathlib.Path(__file__).resolve().parents[2]
   subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=repo_root)
 
