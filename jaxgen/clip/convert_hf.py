@@ -54,6 +54,7 @@ import numpy as np
 from jaxgen.clip.tokenizer import (BOS, EOS, MERGES_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_DIR, VOCAB_FILE,
                                    pad_token_of)
 from jaxgen.io.safetensors import read_safetensors
+from jaxgen.io.state_dict import check_fit, converter_main, flat_shapes
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -272,23 +273,9 @@ def _map(state_dict: Mapping[str, np.ndarray], want: Mapping[Tuple[str, ...], Tu
     # A (heads * d,) projection bias and (O, I) weights fit only when the sizes agree; the shape check names
     # those that do not.
     have[path], source[path] = _transform(value, op, key.rpartition(".")[2], shape), key
-  missing = sorted("/".join(p) for p in set(want) - set(have))
-  unexpected = sorted(f"{source[p]} (-> {'/'.join(p)})" for p in set(have) - set(want))
-  wrong = sorted(f"{source[p]} {tuple(np.shape(state_dict[source[p]]))} -> {'/'.join(p)} needs {tuple(want[p])}"
-                 for p in set(have) & set(want) if tuple(np.shape(have[p])) != tuple(want[p]))
-  problems = [(name, items) for name, items in (("unknown keys", unknown), ("keys used twice", duplicated),
-                                                 ("missing parameters", missing), ("unexpected keys", unexpected),
-                                                 ("wrong shapes", wrong)) if items]
-  if problems:
-    raise ValueError("the transformers CLIPModel state dict does not fit jaxgen's CLIP: " + "; ".join(
-        f"{len(items)} {name}: {', '.join(items[:8])}{', ...' if len(items) > 8 else ''}" for name, items in problems))
+  check_fit(have, source, want, state_dict, unknown=unknown, duplicated=duplicated,
+            what="the transformers CLIPModel state dict does not fit jaxgen's CLIP")
   return have
-
-
-def _flat_shapes(tree) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
-  from flax import traverse_util
-  from flax.core import unfreeze
-  return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(unfreeze(tree)).items()}
 
 
 def convert_state_dict(state_dict: Mapping[str, np.ndarray], want: Mapping[Tuple[str, ...], Tuple[int, ...]]
@@ -307,7 +294,7 @@ def expected_param_shapes(config) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
   from jaxgen.clip.build import make_clip
   from jaxgen.data import example_batch
   family = make_clip(config)
-  return _flat_shapes(jax.eval_shape(lambda b: family.init(jax.random.PRNGKey(0), b), example_batch(config, 1)))
+  return flat_shapes(jax.eval_shape(lambda b: family.init(jax.random.PRNGKey(0), b), example_batch(config, 1)))
 
 
 def converted_shapes(shapes: Mapping[str, Any], hf_config: Mapping[str, Any]) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
@@ -421,7 +408,7 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
   family = registry.resolve(registry.family_entry(config.family).build)(config)
   mesh = parallel.make_data_mesh()
   abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
-  params = convert_state_dict(state_dict, _flat_shapes(abstract.params))
+  params = convert_state_dict(state_dict, flat_shapes(abstract.params))
   del state_dict
   _, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))      # as trainer.create_train_state
   state = TrainState.create(params=jax.tree.map(jnp.asarray, params), opt=trainer.make_optimizer(family, config),
@@ -462,22 +449,9 @@ USAGE = ("usage: python -m jaxgen.clip.convert_hf SRC_DIR DST\n"
 def main(argv=None) -> int:
   """The command line: `python -m jaxgen.clip.convert_hf SRC_DIR DST`; 0, or 2 with one 'error:' line (or the
   usage) on stderr; -h / --help: the usage and this module's description on stdout, 0."""
-  argv = sys.argv[1:] if argv is None else list(argv)
-  if any(a in ("-h", "--help", "-help") for a in argv):
-    print(USAGE + "\n\n" + __doc__.strip(), flush=True)
-    return 0
-  if len(argv) != 2 or argv[0].startswith("-"):
-    print(USAGE, file=sys.stderr)
-    return 2
-  src, dst = argv
-  try:
-    converted = convert(src, dst)
-  except (OSError, ValueError) as e:      # missing or unwritable files, a model that cannot be mapped
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    return 2
-  print(f"converted {converted['weights']} ({converted['num_params']:,} parameters) into the run {dst} (step 0, "
-        f"params = EMA params); load it with jaxgen.clip.load_clip({dst!r})", flush=True)
-  return 0
+  return converter_main(argv, usage=USAGE, doc=__doc__, convert=convert, done=lambda c, dst: (
+      f"converted {c['weights']} ({c['num_params']:,} parameters) into the run {dst} (step 0, params = EMA "
+      f"params); load it with jaxgen.clip.load_clip({dst!r})"))
 
 
 if __name__ == "__main__":

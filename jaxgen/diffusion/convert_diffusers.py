@@ -46,6 +46,7 @@ import numpy as np
 from jaxgen.diffusion.build import unet_kwargs
 from jaxgen.diffusion.diffusers_config import CONFIG_FILE, EXPERIMENT, SCHEDULER_FILE, run_config
 from jaxgen.io.safetensors import read_safetensors
+from jaxgen.io.state_dict import check_fit, converter_main, flat_shapes
 
 HUB_URL = "https://huggingface.co/google/ddpm-cifar10-32"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -135,23 +136,9 @@ def _map(state_dict: Mapping[str, np.ndarray], num_levels: int,
       duplicated.append(f"{key} and {source[path]} (both -> {'/'.join(path)})")
       continue
     have[path], source[path] = _transform(value, op, key.rpartition(".")[2]), key
-  missing = sorted("/".join(p) for p in set(want) - set(have))
-  unexpected = sorted(f"{source[p]} (-> {'/'.join(p)})" for p in set(have) - set(want))
-  wrong = sorted(f"{source[p]} {tuple(np.shape(state_dict[source[p]]))} -> {'/'.join(p)} needs {tuple(want[p])}"
-                 for p in set(have) & set(want) if tuple(np.shape(have[p])) != tuple(want[p]))
-  problems = [(name, items) for name, items in (("unknown keys", unknown), ("keys used twice", duplicated),
-                                                 ("missing parameters", missing), ("unexpected keys", unexpected),
-                                                 ("wrong shapes", wrong)) if items]
-  if problems:
-    raise ValueError("the diffusers state dict does not fit jaxgen's U-Net: " + "; ".join(
-        f"{len(items)} {name}: {', '.join(items[:8])}{', ...' if len(items) > 8 else ''}" for name, items in problems))
+  check_fit(have, source, want, state_dict, unknown=unknown, duplicated=duplicated,
+            what="the diffusers state dict does not fit jaxgen's U-Net")
   return have
-
-
-def _flat_shapes(tree) -> Dict[Tuple[str, ...], Tuple[int, ...]]:
-  from flax import traverse_util
-  from flax.core import unfreeze
-  return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(unfreeze(tree)).items()}
 
 
 def expected_param_shapes(model: Mapping[str, Any], image_shape: Tuple[int, int, int] = (32, 32, 3)
@@ -165,7 +152,7 @@ def expected_param_shapes(model: Mapping[str, Any], image_shape: Tuple[int, int,
   x = jax.ShapeDtypeStruct((1,) + tuple(image_shape), jnp.float32)
   t = jax.ShapeDtypeStruct((1,), jnp.int32)
   shapes = jax.eval_shape(lambda x, t: net.init(jax.random.PRNGKey(0), x, t, train=False)["params"], x, t)
-  return _flat_shapes(shapes)
+  return flat_shapes(shapes)
 
 
 def converted_shapes(shapes: Mapping[str, Sequence[int]], model: Mapping[str, Any],
@@ -289,7 +276,7 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
   mesh = parallel.make_data_mesh()
   # What load_run restores into: the converted params must fill exactly the family's parameters.
   abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
-  params = convert_state_dict(state_dict, config.model, want=_flat_shapes(abstract.params))
+  params = convert_state_dict(state_dict, config.model, want=flat_shapes(abstract.params))
   del state_dict
   _, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))      # as trainer.create_train_state
   state = TrainState.create(params=jax.tree.map(jnp.asarray, params), opt=trainer.make_optimizer(family, config),
@@ -325,23 +312,10 @@ USAGE = ("usage: python -m jaxgen.diffusion.convert_diffusers SRC_DIR DST\n"
 def main(argv=None) -> int:
   """The command line: `python -m jaxgen.diffusion.convert_diffusers SRC_DIR DST`; 0, or 2 with one 'error:'
   line (or the usage) on stderr; -h / --help: the usage and this module's description on stdout, 0."""
-  argv = sys.argv[1:] if argv is None else list(argv)
-  if any(a in ("-h", "--help", "-help") for a in argv):
-    print(USAGE + "\n\n" + __doc__.strip(), flush=True)
-    return 0
-  if len(argv) != 2 or argv[0].startswith("-"):
-    print(USAGE, file=sys.stderr)
-    return 2
-  src, dst = argv
-  try:
-    converted = convert(src, dst)
-  except (OSError, ValueError) as e:      # missing or unwritable files, a model that cannot be mapped
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    return 2
-  print(f"converted {converted['weights']} ({converted['num_params']:,} parameters) into the run {dst} (step 0, "
-        f"params = EMA params); load it with jaxgen.train.run.load_run({dst!r}), evaluate it with "
-        f"python -m experiments.evaluate --workdir={dst}", flush=True)
-  return 0
+  return converter_main(argv, usage=USAGE, doc=__doc__, convert=convert, done=lambda c, dst: (
+      f"converted {c['weights']} ({c['num_params']:,} parameters) into the run {dst} (step 0, params = EMA "
+      f"params); load it with jaxgen.train.run.load_run({dst!r}), evaluate it with "
+      f"python -m experiments.evaluate --workdir={dst}"))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from jaxgen.io.safetensors import read_safetensors
+from jaxgen.io.state_dict import check_fit
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -207,16 +208,8 @@ def _map(state_dict: Mapping[str, Any], want: Mapping[Tuple[str, ...], Tuple[int
       duplicated.append(f"{key} and {source[path]} (both -> {'/'.join(path)})")
       continue
     have[path], source[path] = _transform(np.asarray(value), op, key.rpartition(".")[2]), key
-  missing = sorted("/".join(p) for p in set(want) - set(have))
-  unexpected = sorted(f"{source[p]} (-> {'/'.join(p)})" for p in set(have) - set(want))
-  wrong = sorted(f"{source[p]} {tuple(np.shape(state_dict[source[p]]))} -> {'/'.join(p)} needs {tuple(want[p])}"
-                 for p in set(have) & set(want) if tuple(np.shape(have[p])) != tuple(want[p]))
-  problems = [(name, items) for name, items in (("unknown keys", unknown), ("keys used twice", duplicated),
-                                                 ("missing parameters", missing), ("unexpected keys", unexpected),
-                                                 ("wrong shapes", wrong)) if items]
-  if problems:
-    raise ValueError("the diffusers state dict does not fit jaxgen's AutoencoderKL: " + "; ".join(
-        f"{len(items)} {name}: {', '.join(items[:8])}{', ...' if len(items) > 8 else ''}" for name, items in problems))
+  check_fit(have, source, want, state_dict, unknown=unknown, duplicated=duplicated,
+            what="the diffusers state dict does not fit jaxgen's AutoencoderKL")
   return have
 
 
