@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import threading
 import time
 from typing import Optional
@@ -117,9 +118,7 @@ class WorkdirLock:
     me = {"host": platform.node(), "pid": os.getpid(), "start_time": time.strftime("%Y-%m-%d %H:%M:%S"),
           "start_unix": now, "lease_until": now + self.lease_seconds, "slurm": slurm_identity()}
     for _ in range(2):
-      try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-      except FileExistsError:
+      if not self._create(me):
         other = self.holder()
         if other is None:                      # half-written or unreadable: a crashed writer; retry once
           self._remove_stale(other)
@@ -136,15 +135,30 @@ class WorkdirLock:
         raise WorkdirLocked(
             f"workdir {os.path.dirname(self.path)} is in use by another run: PID {other.get('pid')} on {where}, "
             f"started {other.get('start_time')}{lease} (lock file {self.path}; if that run is gone, delete the file)")
+      self._stop.clear()
+      threading.Thread(target=self._renew, name="jaxgen-lock-lease", daemon=True).start()
+      return self
+    raise WorkdirLocked(f"could not take the workdir lock {self.path}")
+
+  def _create(self, me) -> bool:
+    """Create the lock file holding our record, with SIGINT and SIGTERM held off until the record is written and
+    the lock marked held: a signal between the file's creation and its record would leave an empty file that
+    release() cannot tell is ours (seen: a SIGTERM during start-up left the lock behind). False if it exists."""
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        return False
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       self.held = True
       self._record = me
       _HELD.add(self)
-      self._stop.clear()
-      threading.Thread(target=self._renew, name="jaxgen-lock-lease", daemon=True).start()
-      return self
-    raise WorkdirLocked(f"could not take the workdir lock {self.path}")
+      return True
+    finally:
+      signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
   def _renew(self) -> None:
     """Extend the lease every lease_seconds / 3 while the lock is held (rewritten whole: tmp file, rename)."""
