@@ -36,10 +36,10 @@ def _positive(m, field):
 
 def vocab_size(data_name: str) -> int:
   """The token vocabulary of a captioned data set."""
-  if data_name in ("shapes", "shapes_tiny"):
-    from jaxgen.data.builders.shapes import VOCAB
-    return len(VOCAB)
-  raise ValueError(f"data.name={data_name!r}: no vocabulary known for it (CLIP trains on shapes, shapes_tiny)")
+  from jaxgen.data.specs import CAPTIONED, caption_vocab_size
+  if data_name in CAPTIONED:
+    return caption_vocab_size(data_name)
+  raise ValueError(f"data.name={data_name!r}: no vocabulary known for it (CLIP trains on {', '.join(CAPTIONED)})")
 
 
 def longest_caption(data_name: str) -> int:

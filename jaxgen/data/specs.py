@@ -90,3 +90,22 @@ def get_dataset_spec(name: str) -> DatasetSpec:
 
 def dataset_names(kind: str) -> Tuple[str, ...]:
   return tuple(sorted(n for n, s in DATASETS.items() if s.kind == kind))
+
+
+CAPTIONED = ("shapes", "shapes_tiny")
+
+
+def caption_vocab_size(data_name: str) -> int:
+  """The size of a captioned data set's token vocabulary (shapes: its words, jaxgen.data.builders.shapes.VOCAB)."""
+  if data_name in CAPTIONED:
+    from jaxgen.data.builders.shapes import VOCAB
+    return len(VOCAB)
+  raise ValueError(f"data.name={data_name!r} has no captions; captioned data sets: {', '.join(CAPTIONED)}")
+
+
+def heldout_captions(data_name: str, num: int):
+  """The captions of the first `num` held-out examples of a captioned data set (computed without loading it)."""
+  caption_vocab_size(data_name)
+  from jaxgen.data.builders import shapes as S
+  return [S.caption(S.make_scene("test", i)) for i in range(num)]
+

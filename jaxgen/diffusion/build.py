@@ -133,15 +133,43 @@ def validate_ddpm_config(config) -> None:
   k = ms["num_classes"]
   if k and k != spec.num_classes:
     raise ValueError(f"model.num_classes={k} but {spec.name} has {spec.num_classes} classes (or use 0)")
-  if not k and s["guidance"]:
-    raise ValueError(f"diffusion.guidance={s['guidance']} needs a class-conditional model (model.num_classes > 0)")
-  if k and s["label_dropout"] == 0 and s["guidance"]:
-    raise ValueError(f"diffusion.guidance={s['guidance']} needs label_dropout > 0: without it the null class "
+  text = _validate_text(ms, spec, kind)
+  if not (k or text) and s["guidance"]:
+    raise ValueError(f"diffusion.guidance={s['guidance']} needs a conditional model (model.num_classes > 0 or "
+                     "model.text_vocab > 0)")
+  if (k or text) and s["label_dropout"] == 0 and s["guidance"]:
+    raise ValueError(f"diffusion.guidance={s['guidance']} needs label_dropout > 0: without it the null condition "
                      "is never trained")
   if ms["dtype"] not in opts.COMPUTE_DTYPES:
     raise ValueError(f"model.dtype={ms['dtype']!r}; choose one of: {', '.join(opts.COMPUTE_DTYPES)}")
   if ms["downsample_padding"] not in (0, 1):
     raise ValueError(f"model.downsample_padding={ms['downsample_padding']!r}; choose 0 (bottom/right) or 1 (all sides)")
+
+
+def _validate_text(ms, spec, kind) -> bool:
+  """model.text_* (text conditioning by cross-attention): True when the model is text-conditional."""
+  from jaxgen.data.specs import CAPTIONED, caption_vocab_size
+  vocab = ms["text_vocab"]
+  if not vocab:
+    return False
+  if kind != "unet":
+    raise ValueError(f"model.text_vocab={vocab}: text conditioning is the U-Net's cross-attention; "
+                     f"model.kind={kind!r} has none")
+  if spec.name not in CAPTIONED:
+    raise ValueError(f"model.text_vocab={vocab} but data.name={spec.name!r} has no captions (captioned: "
+                     f"{', '.join(CAPTIONED)}); use 0")
+  need = caption_vocab_size(spec.name)
+  if vocab < need:
+    raise ValueError(f"model.text_vocab={vocab} is smaller than {spec.name}'s vocabulary of {need} tokens")
+  length = dict(spec.feature_shapes)["tokens"][0]
+  if ms["text_max_len"] != length:
+    raise ValueError(f"model.text_max_len={ms['text_max_len']} must be {spec.name}'s caption length, {length}")
+  for name in ("text_width", "text_depth", "text_heads", "cross_attn_heads"):
+    if not (isinstance(ms[name], int) and ms[name] >= 1):
+      raise ValueError(f"model.{name}={ms[name]!r} must be an int >= 1")
+  if ms["text_width"] % ms["text_heads"]:
+    raise ValueError(f"model.text_width={ms['text_width']} is not divisible by model.text_heads={ms['text_heads']}")
+  return True
 
 
 def unet_kwargs(model) -> dict:
@@ -188,5 +216,11 @@ def make_ddpm(config):
   kwargs = dict(beta_start=d.beta_start, beta_end=d.beta_end) if d.beta_schedule == "linear" else {}
   schedule = schedules.make_schedule(d.beta_schedule, d.num_timesteps, **kwargs)
   codec, frozen_parts = make_codec(config)
+  grid_tokens = ()
+  if ms["text_vocab"]:
+    from jaxgen.data.builders.shapes import tokenize
+    from jaxgen.data.specs import heldout_captions
+    grid_tokens = tuple(tuple(int(i) for i in tokenize(c)) for c in heldout_captions(config.data.name, 8))
   return DDPM(network=network, schedule=schedule, codec=codec, frozen_parts=frozen_parts, variance=d.variance,
-              clip_x0=d.clip_x0, num_classes=ms["num_classes"], **{k: v for k, v in s.items()})
+              clip_x0=d.clip_x0, num_classes=ms["num_classes"], grid_tokens=grid_tokens,
+              **{k: v for k, v in s.items()})

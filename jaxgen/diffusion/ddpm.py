@@ -9,8 +9,8 @@ functions of a params pytree. The trainer calls `init`, differentiates `loss` an
   (`clip_x0`) applies only to bounded data.
 - `prediction`: the network predicts eps, x0 or v; `loss_weighting` (+ `min_snr_gamma`) weights the loss
   (jaxgen.diffusion.parameterisation).
-- Conditional (`cond_features`, e.g. ('label',) when num_classes > 0): the network takes a condition dict
-  (jaxgen.conditions) read from the batch; in training each example's condition is replaced by its null value
+- Conditional (`cond_features`, the network's: ('label',) when num_classes > 0, ('tokens',) for a U-Net with
+  text cross-attention, or both): the network takes a condition dict (jaxgen.conditions) read from the batch; in training each example's condition is replaced by its null value
   with probability `label_dropout` (the null class for labels), and sampling applies classifier-free guidance
   (Ho & Salimans 2022, jaxgen.diffusion.guidance) with scale w: eps = (1 + w) eps(x, c) - w eps(x, null);
   w = 0 is the plain conditional model.
@@ -52,6 +52,7 @@ class DDPM:
   eta: float = 0.0
   guidance: float = 0.0
   codec: Any = None                  # jaxgen.diffusion.codecs: what is diffused and how samples are decoded
+  grid_tokens: Tuple[Tuple[int, ...], ...] = ()   # text-conditional: the captions (token ids) of sample grids
   frozen_parts: Mapping[str, FrozenPart] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
@@ -66,17 +67,34 @@ class DDPM:
 
   @property
   def cond_features(self) -> Tuple[str, ...]:
-    return ("label",) if self.num_classes else ()
+    return tuple(getattr(self.network, "cond_features", ("label",) if self.num_classes else ()))
 
   @property
   def cond_nulls(self) -> Dict[str, Any]:
     return {"label": self.num_classes, "tokens": 0, "embedding": 0.0}
 
   def default_cond(self, num: int):
-    """The conditions of a sample grid: classes in equal consecutive runs (one row per class)."""
+    """The conditions of a sample grid: classes in equal consecutive runs (one row per class); captions
+    (`grid_tokens`) likewise, one row per caption."""
     if not self.cond_features:
       return None
-    return {"label": conditions.grid_labels(num, self.num_classes)}
+    cond = {}
+    if "label" in self.cond_features:
+      cond["label"] = conditions.grid_labels(num, self.num_classes)
+    if "tokens" in self.cond_features:
+      if not self.grid_tokens:
+        raise ValueError("a text-conditional DDPM draws its grid from grid_tokens (captions); none were given")
+      rows = conditions.grid_labels(num, len(self.grid_tokens))
+      cond["tokens"] = jnp.asarray(self.grid_tokens, jnp.int32)[rows]
+    return cond
+
+  def _example_cond(self):
+    cond = {}
+    if "label" in self.cond_features:
+      cond["label"] = jnp.zeros((1,), jnp.int32)
+    if "tokens" in self.cond_features:
+      cond["tokens"] = jnp.zeros((1, self.network.text_max_len), jnp.int32)
+    return cond or None
 
   def _net_params(self, params):
     return {k: v for k, v in params.items() if k not in self.frozen_parts} if self.frozen_parts else params
@@ -85,7 +103,7 @@ class DDPM:
     """Network parameters; only the event shape matters, so `batch` may be None."""
     x = jnp.zeros((1,) + self.event_shape, jnp.float32)
     t = jnp.zeros((1,), jnp.int32)
-    cond = {"label": jnp.zeros((1,), jnp.int32)} if self.num_classes else None
+    cond = self._example_cond()
     return self.network.init({"params": rng}, x, t, cond, train=False)["params"]
 
   def network_fn(self, params, cond=None, *, train: bool = False, rng=None):
@@ -110,8 +128,9 @@ class DDPM:
 
   def _cond(self, batch, rng, train: bool):
     cond = conditions.from_batch(batch, self.cond_features)
-    if cond and "label" in cond:
-      cond["label"] = cond["label"].astype(jnp.int32)
+    for k in ("label", "tokens"):
+      if cond and k in cond:
+        cond[k] = cond[k].astype(jnp.int32)
     if train:
       cond = conditions.drop(cond, rng, self.label_dropout, self.cond_nulls)
     return cond

@@ -15,7 +15,8 @@ SPACINGS = ("even", "quadratic")
 DIFFUSION_DEFAULTS = dict(prediction="eps", loss_weighting="simple", min_snr_gamma=5.0, label_dropout=0.1,
                           sampler="ancestral", sample_steps=0, timestep_spacing="even", eta=0.0, guidance=0.0)
 MODEL_DEFAULTS = dict(num_classes=0, norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1.0, downsample_padding=0,
-                      remat=False, dtype="float32")
+                      remat=False, dtype="float32", text_vocab=0, text_max_len=0, text_width=64, text_depth=2,
+                      text_heads=4, cross_attn_heads=4)
 CLASSIFIER_SCORES = ("elbo", "eps_mse")    # jaxgen.diffusion.classifier: the ELBO, or Li et al.'s eps MSE
 COMPUTE_DTYPES = ("float32", "bfloat16")   # the U-Net's compute dtype; parameters and the optimizer stay float32
 

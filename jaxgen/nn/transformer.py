@@ -221,9 +221,11 @@ class TextEncoder(nn.Module):
   """CLIP's text transformer: token + learned positional embeddings, a causal Transformer, a final LayerNorm.
 
   Returns (features (B, L, width), pooled (B, width)): the per-token features (a cross-attention context) and
-  the features at each caption's end-of-text position (`pool_index(tokens, pool)`). Padding needs no mask:
-  under the causal mask no position up to the end of text sees the pads after it. The projection to CLIP's
-  joint embedding belongs to the model that uses the encoder.
+  the features at each caption's end-of-text position (`pool_index(tokens, pool)`). Causal (CLIP's): padding
+  needs no mask, as no position up to the end of text sees the pads after it. `causal=False` (latent
+  diffusion's text encoder, whose every token feature is a context for cross-attention): every token attends
+  every real token of its caption (pads masked by `padding_mask`). The projection to CLIP's joint embedding
+  belongs to the model that uses the encoder.
   """
   vocab_size: int
   max_len: int
@@ -237,6 +239,7 @@ class TextEncoder(nn.Module):
   scan: bool = False
   dtype: Dtype = jnp.float32
   eos_id: Optional[int] = None          # the end-of-text id of pool='eos'
+  causal: bool = True
 
   @nn.compact
   def __call__(self, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -249,7 +252,8 @@ class TextEncoder(nn.Module):
     pos = self.param("positional_embedding", nn.initializers.normal(0.01), (self.max_len, self.width), jnp.float32)
     x = (embed(tokens) + pos[None, :length]).astype(self.dtype)
     x = Transformer(self.depth, self.num_heads, self.mlp_ratio, activation=self.activation, norm_eps=self.norm_eps,
-                    scan=self.scan, dtype=self.dtype, name="transformer")(x, causal=True)
+                    scan=self.scan, dtype=self.dtype, name="transformer")(
+                        x, mask=None if self.causal else padding_mask(tokens), causal=self.causal)
     x = nn.LayerNorm(self.norm_eps, dtype=self.dtype, name="ln_final")(x)
     pooled = jnp.take_along_axis(x, index[:, None, None], axis=1)[:, 0]
     return x, pooled

@@ -78,6 +78,14 @@ class UNet(nn.Module):
   `num_classes` is the null class that classifier-free guidance trains and samples with. The U-Net reads
   `cond_features` (('label',) when num_classes > 0) and refuses a condition with other features.
 
+  Text-conditional with `text_vocab > 0` (Rombach et al. 2022's text-to-image recipe): `cond['tokens']`
+  (B, L) caption ids (0 = pad, L <= text_max_len) go through a small non-causal transformer text encoder
+  trained with the U-Net (jaxgen.nn.transformer.TextEncoder: `text_width`, `text_depth`, `text_heads`), and
+  after every self-attention block (each resolution of `attn_resolutions` and the middle) a cross-attention
+  block (jaxgen.nn.transformer.CrossAttention, `cross_attn_heads` heads) lets the feature map attend the
+  caption's token features. The null caption (all pads) is the unconditional model: the cross-attention
+  blocks leave their input unchanged for it.
+
   `norm_eps`, `flip_sin_to_cos`, `freq_shift` and `downsample_padding` are diffusers' `UNet2DModel` options
   of those names; the defaults are the official network's (and diffusers' `google/ddpm-cifar10-32` config).
   `remat=True` rematerialises every residual and attention block in the backward pass (same parameters, same
@@ -92,6 +100,12 @@ class UNet(nn.Module):
   out_ch: Optional[int] = None
   resample_with_conv: bool = True
   num_classes: int = 0
+  text_vocab: int = 0
+  text_max_len: int = 0
+  text_width: int = 64
+  text_depth: int = 2
+  text_heads: int = 4
+  cross_attn_heads: int = 4
   norm_eps: float = 1e-6
   flip_sin_to_cos: bool = False
   freq_shift: float = 1.0
@@ -101,14 +115,15 @@ class UNet(nn.Module):
 
   @property
   def cond_features(self):
-    return ("label",) if self.num_classes else ()
+    return (("label",) if self.num_classes else ()) + (("tokens",) if self.text_vocab else ())
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, t: jnp.ndarray, cond: Optional[dict] = None, *,
                train: bool) -> jnp.ndarray:
     chex.assert_rank(x, 4)
     chex.assert_shape(t, (x.shape[0],))
-    conditions.check_cond(cond, self.cond_features, x.shape[0], f"UNet(num_classes={self.num_classes})")
+    conditions.check_cond(cond, self.cond_features, x.shape[0], f"UNet(num_classes={self.num_classes}"
+                        + (f", text_vocab={self.text_vocab})" if self.text_vocab else ")"))
     _, height, width, in_ch = x.shape
     # Structural checks only: attn_resolutions that are never visited are left to
     # check_unet_config, as in the original network.
@@ -127,8 +142,20 @@ class UNet(nn.Module):
       return res_cls(out_ch=out, dropout=self.dropout, num_groups=self.num_groups, norm_eps=self.norm_eps,
                      dtype=self.dtype, name=name)(h, temb, train)
 
+    context = tokens = None
+    if self.text_vocab:
+      from jaxgen.nn.transformer import TextEncoder
+      tokens = cond["tokens"].astype(jnp.int32)
+      context, _ = TextEncoder(self.text_vocab, self.text_max_len or tokens.shape[1], self.text_width,
+                               self.text_depth, self.text_heads, pool="last_nonpad", causal=False, dtype=self.dtype,
+                               name="text_encoder")(tokens)
+
     def attn_block(h, name):
-      return attn_cls(num_groups=self.num_groups, norm_eps=self.norm_eps, dtype=self.dtype, name=name)(h)
+      h = attn_cls(num_groups=self.num_groups, norm_eps=self.norm_eps, dtype=self.dtype, name=name)(h)
+      if context is not None:
+        from jaxgen.nn.transformer import CrossAttention
+        h = CrossAttention(self.cross_attn_heads, dtype=self.dtype, name=name + "_cross")(h, context, tokens)
+      return h
 
     # Timestep embedding (plus the class embedding when conditional).
     temb = sinusoidal_embedding(t, self.ch, flip_sin_to_cos=self.flip_sin_to_cos, freq_shift=self.freq_shift)

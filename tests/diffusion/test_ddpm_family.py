@@ -114,7 +114,7 @@ def test_config_errors_name_the_value():
   for field, value, message in [("prediction", "score", "diffusion.prediction='score'; choose one of: eps, x0, v"),
                                 ("sampler", "plms", "diffusion.sampler='plms'; choose one of: ancestral, ddim"),
                                 ("sample_steps", 51, "diffusion.sample_steps=51 must lie in [0, num_timesteps=50]"),
-                                ("guidance", 3.0, "diffusion.guidance=3.0 needs a class-conditional model"),
+                                ("guidance", 3.0, "diffusion.guidance=3.0 needs a conditional model"),
                                 ("loss_weighting", "p2", "diffusion.loss_weighting='p2'; choose one of")]:
     bad = get_config("smoke")
     bad.diffusion[field] = value

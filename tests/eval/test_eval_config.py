@@ -88,7 +88,7 @@ def test_sampling_options_are_applied_and_checked_by_the_family():
   assert (d.sampler, d.sample_steps, d.timestep_spacing) == ("ddim", 10, "quadratic")
   assert config.diffusion.sampler == "ancestral"                 # the caller's config is left as it was
   assert registry.apply_sample_options(config, {}) is config
-  with pytest.raises(ValueError, match="guidance=2.0 needs a class-conditional model"):
+  with pytest.raises(ValueError, match="guidance=2.0 needs a conditional model"):
     registry.apply_sample_options(config, {"guidance": 2.0})
   with pytest.raises(ValueError, match="sampling option steps='ten'"):
     registry.apply_sample_options(config, {"steps": "ten"})

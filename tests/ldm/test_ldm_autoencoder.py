@@ -1,7 +1,8 @@
 """The first stage of latent diffusion as a family (jaxgen.ldm.autoencoder) and its use by the second stage: its
 config validation names bad values, the latent scale it stores is the one recomputed from its run and the one
-a DDPM with codec.scale='auto' diffuses with (exactly), a missing or stale scale is refused in one line, and a
-DDPM on its latents leaves the frozen encoder and decoder bit-identical after training steps. One smoke run of
+a DDPM with codec.scale='auto' diffuses with (exactly), a missing or stale scale is refused in one line, and the
+second stage (experiments/ldm.py's smoke preset, resumed once) leaves the frozen encoder and decoder
+bit-identical, decodes its samples, and trains the same loss on cached latents as on latents encoded in the step. One smoke run of
 the first stage (2 steps, the 'latent_scale' evaluation only) is shared by the tests of this module."""
 import json
 import os
@@ -90,10 +91,20 @@ def test_the_latent_scale_is_stored_and_restored_exactly(stage1, tmp_path):
     registry.validate_config(_latent_ddpm(copy, 1.0))
 
 
-def test_a_ddpm_on_its_latents_leaves_the_first_stage_bit_identical(stage1, tmp_path):
+def test_the_ldm_smoke_preset_trains_resumes_and_leaves_the_first_stage_bit_identical(stage1, tmp_path):
+  """experiments/ldm.py:smoke through the trainer: 2 steps, then resumed to 4; the frozen encoder and decoder
+  equal the first stage's run leaf by leaf, and samples are decoded to pixels."""
+  from experiments import ldm
   workdir = str(tmp_path / "ldm")
-  state = run_mod.run(_latent_ddpm(stage1, "auto"), workdir, experiment="experiments.ddpm_cifar")
+  c = ldm.get_config("smoke")
+  c.codec.workdir = stage1
+  c.update(num_train_steps=2, checkpoint_every=2, evals=(), tensorboard=False)
+  state = run_mod.run(c, workdir, experiment="experiments.ldm")
   assert int(state.step) == 2 and "autoencoder" not in state.params
+  c.num_train_steps = 4
+  state = run_mod.run(c, workdir, experiment="experiments.ldm")
+  assert int(state.step) == 4
+  assert os.path.isfile(os.path.join(workdir, "samples", "step_4.png"))
   source = run_mod.load_run(stage1)
   rebuilt = run_mod.load_run(workdir)
   a, b = jax.tree.leaves(rebuilt.params["autoencoder"]), jax.tree.leaves(source.params)
@@ -102,3 +113,12 @@ def test_a_ddpm_on_its_latents_leaves_the_first_stage_bit_identical(stage1, tmp_
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   samples = np.asarray(rebuilt.family.sample(rebuilt.params, jax.random.PRNGKey(0), 2))
   assert samples.shape == (2, 8, 8, 1) and samples.min() >= -1 and samples.max() <= 1
+
+  # latents cached once (batch['latent'], jaxgen.diffusion.codecs) train exactly the loss of latents encoded
+  # in the step
+  fam, params = rebuilt.family, rebuilt.params
+  from jaxgen.data import load_split
+  images = load_split(rebuilt.config, "train")["image"][:8]
+  latents = jax.jit(fam.codec.autoencoder.encode_latents)(params["autoencoder"], images)
+  loss = jax.jit(lambda b: fam.loss(params, b, jax.random.PRNGKey(3))[0])
+  np.testing.assert_allclose(loss({"image": images}), loss({"latent": latents}), rtol=1e-6)
