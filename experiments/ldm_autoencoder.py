@@ -30,21 +30,14 @@ EXPECTED
 """
 from __future__ import annotations
 
-from jaxgen.train.presets import base_config, cadence, smoke
+from jaxgen.ldm.config import ldm_autoencoder_config
+from jaxgen.train.presets import cadence, smoke
 
 
 def get_config(preset: str = "paper"):
-  c = base_config("ldm_autoencoder", preset or "paper")
-  c.data.update(name="cifar10", random_flip=True)
-  c.model = dict(block_out_channels=(128, 256, 512), layers_per_block=2, latent_channels=3, norm_num_groups=32,
-                 mid_block_add_attention=True)
-  c.ldm = dict(reconstruction="l1", kl_weight=1e-6)
-  c.batch_size = 64
-  c.optim.update(learning_rate=4.5e-6 * c.batch_size, b1=0.5, b2=0.9, ema_decay=0.999)
-  c.evals = ("ldm_reconstruction", "latent_scale")
-  c.eval.update(batch_size=250, reconstruction_examples=1000, latent_scale_examples=1000)
-  c.num_samples = 0                  # the family draws no samples
-  cadence(c, steps=100_000, every=10_000, log_every=500, sample_every=0)
+  # paper: the library's first-stage config (jaxgen.ldm.config: the KL-f4 autoencoder on CIFAR-10, L1 + 1e-6 KL,
+  # Adam (0.5, 0.9) at 4.5e-6 * batch, EMA 0.999, 100k steps; the converter of diffusers' weights starts from it too)
+  c = ldm_autoencoder_config(preset or "paper")
   if c.preset == "quick":
     c.data.update(name="shapes", random_flip=False)
     c.model.update(block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8)

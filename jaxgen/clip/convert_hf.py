@@ -42,7 +42,6 @@ cosines, unclipped; jaxgen clips exp(logit_scale) at 100 (OpenAI's trained value
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -54,7 +53,7 @@ import numpy as np
 from jaxgen.clip.tokenizer import (BOS, EOS, MERGES_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_DIR, VOCAB_FILE,
                                    pad_token_of)
 from jaxgen.io.safetensors import read_safetensors
-from jaxgen.io.state_dict import check_fit, converter_main, flat_shapes
+from jaxgen.io.state_dict import check_destination, check_fit, converter_main, flat_shapes, read_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -338,21 +337,10 @@ def find_source_files(src_dir: str) -> Dict[str, str]:
   return files
 
 
-def _read_json(path: str) -> Dict[str, Any]:
-  try:
-    with open(path) as f:
-      value = json.load(f)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path} is not JSON ({e})") from None
-  if not isinstance(value, dict):
-    raise ValueError(f"{path} holds {type(value).__name__}, not a JSON object")
-  return value
-
-
 def _check_tokenizer(vocab_path: str, model: Mapping[str, Any], pad_token: str) -> None:
   """The BPE vocabulary must fit the text tower: its ids below vocab_size, the special tokens present, the pooling
   rule able to find <|endoftext|>."""
-  vocab = _read_json(vocab_path)
+  vocab = read_json(vocab_path)
   missing = [t for t in (BOS, EOS, pad_token) if t not in vocab]
   if missing:
     raise ValueError(f"{vocab_path} lacks the tokens {missing}; a CLIP vocabulary has {BOS} and {EOS}")
@@ -368,28 +356,19 @@ def _check_tokenizer(vocab_path: str, model: Mapping[str, Any], pad_token: str) 
                      f"{vocab_path}")
 
 
-def _check_destination(dst: str) -> None:
-  if os.path.exists(dst) and not os.path.isdir(dst):
-    raise FileExistsError(f"DST={dst} is a file; give a new directory for the converted run")
-  taken = [n for n in ("config.json", "checkpoints", TOKENIZER_DIR) if os.path.exists(os.path.join(dst, n))]
-  if taken:
-    raise FileExistsError(f"DST={dst} already holds a run ({', '.join(taken)}); give a new directory, or remove "
-                          "it first")
-
-
 def convert(src_dir: str, dst: str) -> Dict[str, Any]:
   """Convert the transformers CLIPModel in `src_dir` into the run directory `dst`; returns the `converted_from`
   record. Raises FileNotFoundError (a missing file, with where to download one), FileExistsError (dst holds a
   run) or ValueError (a config, vocabulary or state dict that cannot be mapped, naming the value and what is
   allowed)."""
   files = find_source_files(src_dir)
-  hf_config = _read_json(files["config"])
+  hf_config = read_json(files["config"])
   pad_token = pad_token_of(src_dir)
   preprocessor_file = os.path.join(src_dir, PREPROCESSOR_FILE)
-  preprocessor = _read_json(preprocessor_file) if os.path.exists(preprocessor_file) else None
+  preprocessor = read_json(preprocessor_file) if os.path.exists(preprocessor_file) else None
   config = run_config(hf_config, pad_token, preprocessor)
   _check_tokenizer(files["vocab"], config.model, pad_token)
-  _check_destination(dst)
+  check_destination(dst, ("config.json", "checkpoints", TOKENIZER_DIR))
   state_dict = read_safetensors(files["weights"])
 
   from jaxgen import registry

@@ -35,7 +35,6 @@ be used exactly once and every parameter of the U-Net filled with its shape, or 
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -46,7 +45,7 @@ import numpy as np
 from jaxgen.diffusion.build import unet_kwargs
 from jaxgen.diffusion.diffusers_config import CONFIG_FILE, EXPERIMENT, SCHEDULER_FILE, run_config
 from jaxgen.io.safetensors import read_safetensors
-from jaxgen.io.state_dict import check_fit, converter_main, flat_shapes
+from jaxgen.io.state_dict import check_destination, check_fit, converter_main, flat_shapes, read_json
 
 HUB_URL = "https://huggingface.co/google/ddpm-cifar10-32"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -216,26 +215,6 @@ def find_source_files(src_dir: str) -> Dict[str, Optional[str]]:
   return {"config": config, "weights": weights, "scheduler": scheduler}
 
 
-def _read_json(path: str) -> Dict[str, Any]:
-  try:
-    with open(path) as f:
-      value = json.load(f)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path} is not JSON ({e})") from None
-  if not isinstance(value, dict):
-    raise ValueError(f"{path} holds {type(value).__name__}, not a JSON object")
-  return value
-
-
-def _check_destination(dst: str) -> None:
-  if os.path.exists(dst) and not os.path.isdir(dst):
-    raise FileExistsError(f"DST={dst} is a file; give a new directory for the converted run")
-  taken = [n for n in ("config.json", "checkpoints") if os.path.exists(os.path.join(dst, n))]
-  if taken:
-    raise FileExistsError(f"DST={dst} already holds a run ({', '.join(taken)}); give a new directory, or remove "
-                          "it first")
-
-
 def _check_network(network, model: Mapping[str, Any]) -> None:
   """The family's U-Net must be the one config.model describes (the build code must pass every field)."""
   for name, want in unet_kwargs(model).items():
@@ -252,10 +231,10 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
   ValueError (a config or state dict that cannot be mapped, naming the value and what is allowed).
   """
   files = find_source_files(src_dir)
-  model_config = _read_json(files["config"])
-  scheduler_config = _read_json(files["scheduler"]) if files["scheduler"] else None
+  model_config = read_json(files["config"])
+  scheduler_config = read_json(files["scheduler"]) if files["scheduler"] else None
   config = run_config(model_config, scheduler_config)
-  _check_destination(dst)
+  check_destination(dst)
   state_dict = read_safetensors(files["weights"])
 
   from jaxgen import registry

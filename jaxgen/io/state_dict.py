@@ -38,22 +38,58 @@ def check_fit(have: Mapping[Path, Any], source: Mapping[Path, str], want: Mappin
         f"{len(items)} {name}: {', '.join(items[:8])}{', ...' if len(items) > 8 else ''}" for name, items in problems))
 
 
-def converter_main(argv, *, usage: str, doc: str, convert, done) -> int:
-  """A converter's command line `python -m MODULE SRC_DIR DST`: 0, or 2 with one 'error:' line (or the usage)
-  on stderr; -h / --help: the usage and `doc` (the module's description) on stdout, 0. `convert(src, dst)`
-  returns a record; `done(record, dst)` the line printed on success. OSError and ValueError (missing or
-  unwritable files, a model that cannot be mapped) are the one-line errors."""
+def read_json(path: str) -> Dict[str, Any]:
+  """A converter's JSON object file (a model's config.json, ...); ValueError naming the file when it is not one."""
+  import json
+  try:
+    with open(path) as f:
+      value = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is not JSON ({e})") from None
+  if not isinstance(value, dict):
+    raise ValueError(f"{path} holds {type(value).__name__}, not a JSON object")
+  return value
+
+
+def check_destination(dst: str, names: Tuple[str, ...] = ("config.json", "checkpoints")) -> None:
+  """FileExistsError when DST is a file or already holds a run (any of `names`)."""
+  import os
+  if os.path.exists(dst) and not os.path.isdir(dst):
+    raise FileExistsError(f"DST={dst} is a file; give a new directory for the converted run")
+  taken = [n for n in names if os.path.exists(os.path.join(dst, n))]
+  if taken:
+    raise FileExistsError(f"DST={dst} already holds a run ({', '.join(taken)}); give a new directory, or remove "
+                          "it first")
+
+
+def converter_main(argv, *, usage: str, doc: str, convert, done, options: Tuple[str, ...] = ()) -> int:
+  """A converter's command line `python -m MODULE [--NAME=VALUE ...] SRC_DIR DST`: 0, or 2 with one 'error:' line
+  (or the usage) on stderr; -h / --help: the usage and `doc` (the module's description) on stdout, 0.
+  `convert(src, dst, **{name: value})` returns a record, `options` naming the --NAME=VALUE options it takes (none:
+  any argument starting with '-' is a usage error); `done(record, dst)` the line printed on success. OSError and
+  ValueError (missing or unwritable files, a model that cannot be mapped, a bad option value) are the one-line
+  errors."""
   import sys
   argv = sys.argv[1:] if argv is None else list(argv)
   if any(a in ("-h", "--help", "-help") for a in argv):
     print(usage + "\n\n" + doc.strip(), flush=True)
     return 0
-  if len(argv) != 2 or argv[0].startswith("-"):
+  kwargs, rest = {}, []
+  for a in argv:
+    name, eq, value = a[2:].partition("=")
+    if a.startswith("--") and name in options:
+      if not eq:
+        print(f"error: --{name} needs a value (--{name}=...)\n{usage}", file=sys.stderr, flush=True)
+        return 2
+      kwargs[name] = value
+    else:
+      rest.append(a)
+  if len(rest) != 2 or rest[0].startswith("-"):
     print(usage, file=sys.stderr)
     return 2
-  src, dst = argv
+  src, dst = rest
   try:
-    converted = convert(src, dst)
+    converted = convert(src, dst, **kwargs)
   except (OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 2

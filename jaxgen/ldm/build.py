@@ -2,7 +2,9 @@
 `validate_ldm_autoencoder_config` runs first (no JAX import, nothing compiled).
 
 Config fields read here: data.name; model.{block_out_channels, layers_per_block, latent_channels,
-norm_num_groups, mid_block_add_attention} (jaxgen.nn.autoencoder_kl.AutoencoderKL's, diffusers' names);
+norm_num_groups, mid_block_add_attention} (jaxgen.nn.autoencoder_kl.AutoencoderKL's, diffusers' names) and,
+optionally, model.{use_quant_conv, use_post_quant_conv} (bools, default true: a converted diffusers model without the
+1x1 convs around the latent sets them false); the image channels are the data set's;
 ldm.{reconstruction ('l1' | 'l2'), kl_weight (>= 0; the paper's 1e-6)}. The trainer reads the rest (see
 experiments/ldm_autoencoder.py).
 """
@@ -37,6 +39,9 @@ def validate_ldm_autoencoder_config(config) -> None:
   for name in ("layers_per_block", "latent_channels"):
     if not (isinstance(m[name], int) and m[name] >= 1):
       raise ValueError(f"model.{name}={m[name]!r} must be an int >= 1")
+  for name in ("use_quant_conv", "use_post_quant_conv"):
+    if not isinstance(m.get(name, True), bool):
+      raise ValueError(f"model.{name}={m.get(name)!r} must be true or false")
   f = 2 ** (len(chans) - 1)
   h, w, _ = spec.image_shape
   if h % f or w % f:
@@ -53,6 +58,8 @@ def make_ldm_autoencoder(config):
   c = spec.image_shape[-1]
   network = AutoencoderKL(in_channels=c, out_channels=c, block_out_channels=tuple(m.block_out_channels),
                           layers_per_block=m.layers_per_block, latent_channels=m.latent_channels,
-                          norm_num_groups=m.norm_num_groups, mid_block_add_attention=m.mid_block_add_attention)
+                          norm_num_groups=m.norm_num_groups, mid_block_add_attention=m.mid_block_add_attention,
+                          use_quant_conv=m.get("use_quant_conv", True),
+                          use_post_quant_conv=m.get("use_post_quant_conv", True))
   return LDMAutoencoder(network=network, image_shape=tuple(spec.image_shape), reconstruction=config.ldm.reconstruction,
                         kl_weight=float(config.ldm.kl_weight))

@@ -1,4 +1,20 @@
-"""Map diffusers' `AutoencoderKL` (the Stable Diffusion VAE's architecture) onto jaxgen.nn.autoencoder_kl.
+"""Map diffusers' `AutoencoderKL` (the Stable Diffusion VAE's architecture) onto jaxgen.nn.autoencoder_kl, and
+convert one into a jaxgen first-stage run directory:
+
+  python -m jaxgen.ldm.convert_diffusers [--data=NAME] SRC_DIR DST
+
+SRC_DIR holds diffusers' `config.json` and `diffusion_pytorch_model.safetensors` (a pipeline's directory, with the
+model in `vae/`, works too), e.g. `huggingface-cli download stabilityai/sd-vae-ft-mse --local-dir SRC_DIR`. DST
+becomes a run of `experiments.ldm_autoencoder` (family 'ldm_autoencoder'; the 'paper' preset,
+jaxgen.ldm.config.ldm_autoencoder_config, with data.name=NAME, default cifar10, an image data set of
+jaxgen.data.specs.DATASETS whose channels are the model's in/out channels, and config.model from config.json)
+whose checkpoint, at step 0, holds params = EMA params = the converted weights and a fresh optimizer state; its
+config.json records the conversion under `converted_from`. DST/latent_scale.json holds the config's published
+`scaling_factor` (default 0.18215) as the latent scale, so a DDPM with codec=dict(kind='frozen_autoencoder',
+workdir=DST, scale='auto') on the same data set diffuses z * scaling_factor (docs/latent_diffusion.md).
+`jaxgen.train.run.load_run(DST)` restores the run. A PyTorch pickle (`diffusion_pytorch_model.bin`) is refused.
+
+The library functions:
 
   module_from_diffusers_config(config)        diffusers' config.json (a dict) -> AutoencoderKL, or ValueError
                                               naming the field, its value and what is allowed
@@ -26,16 +42,23 @@ against a tiny diffusers AutoencoderKL with seeded weights (tests/fixtures/make_
 """
 from __future__ import annotations
 
+import math
+import os
 import re
+import sys
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from jaxgen.data.specs import DATASETS, dataset_names
 from jaxgen.io.safetensors import read_safetensors
-from jaxgen.io.state_dict import check_fit
+from jaxgen.io.state_dict import check_destination, check_fit, converter_main, flat_shapes, read_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+PICKLE_FILE = "diffusion_pytorch_model.bin"
+EXPERIMENT = "experiments.ldm_autoencoder"      # the experiment a converted run is recorded as (its 'paper' preset)
+HUB_EXAMPLE = "https://huggingface.co/stabilityai/sd-vae-ft-mse"
 
 # diffusers' AutoencoderKL.__init__ defaults (what a config.json that leaves a field out gets).
 DEFAULTS = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
@@ -235,3 +258,180 @@ def read_weights(path: str) -> Dict[str, np.ndarray]:
     raise ValueError(f"{path} is a PyTorch pickle, which jaxgen does not read (it does not depend on torch); give "
                      f"the model's {WEIGHTS_FILE}")
   return read_safetensors(path)
+
+
+# -- the run directory ------------------------------------------------------------------------------------------
+
+def _missing(path: str, what: str) -> FileNotFoundError:
+  return FileNotFoundError(f"{path} does not exist: {what}. Download a diffusers AutoencoderKL's {CONFIG_FILE} and "
+                           f"{WEIGHTS_FILE} (e.g. from {HUB_EXAMPLE}: huggingface-cli download "
+                           f"stabilityai/sd-vae-ft-mse --local-dir DIR) and pass that directory")
+
+
+def find_source_files(src_dir: str) -> Dict[str, str]:
+  """{'config', 'weights'} paths of a diffusers AutoencoderKL directory (or of a pipeline's, from its `vae/`).
+
+  FileNotFoundError naming the missing path (and where to download a model); ValueError for a directory that
+  holds only the PyTorch pickle.
+  """
+  if not os.path.exists(src_dir):
+    raise _missing(src_dir, "SRC_DIR must be the directory of a diffusers AutoencoderKL")
+  if not os.path.isdir(src_dir):
+    raise NotADirectoryError(f"{src_dir} is a file: SRC_DIR must be the directory that holds {CONFIG_FILE} and "
+                             f"{WEIGHTS_FILE}")
+  model_dir = src_dir
+  if not os.path.exists(os.path.join(src_dir, CONFIG_FILE)) and os.path.exists(os.path.join(src_dir, "vae",
+                                                                                            CONFIG_FILE)):
+    model_dir = os.path.join(src_dir, "vae")          # a pipeline's directory
+  config = os.path.join(model_dir, CONFIG_FILE)
+  if not os.path.exists(config):
+    raise _missing(config, "the model's config is needed")
+  weights = os.path.join(model_dir, WEIGHTS_FILE)
+  if not os.path.exists(weights):
+    pickle = os.path.join(model_dir, PICKLE_FILE)
+    if os.path.exists(pickle):
+      raise ValueError(f"{pickle} is a PyTorch pickle, which jaxgen does not read (it does not depend on torch); "
+                       f"download {WEIGHTS_FILE} into {model_dir} (or write it with safetensors.torch.save_file "
+                       "where torch is installed)")
+    raise _missing(weights, "the model's weights are needed")
+  return {"config": config, "weights": weights}
+
+
+def scaling_factor(config: Mapping[str, Any]) -> float:
+  """The diffusers config's scaling_factor (diffusers' default 0.18215 when left out); ValueError unless a finite
+  number > 0."""
+  value = config.get("scaling_factor", DEFAULTS["scaling_factor"])
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+    raise _refuse("scaling_factor", value, "allowed: a finite number > 0 (the latent scale of the second stage)")
+  return float(value)
+
+
+def check_data(data: str) -> None:
+  """ValueError naming the allowed data sets unless `data` is an image data set of jaxgen.data.specs.DATASETS."""
+  images = dataset_names("image")
+  if data not in images:
+    raise ValueError(f"--data={data!r} is not an image data set of jaxgen.data.specs.DATASETS; choose one of: "
+                     f"{', '.join(images)}")
+
+
+def run_config(model_config: Mapping[str, Any], data: str = "cifar10"):
+  """The converted run's config: the library's first-stage config (jaxgen.ldm.config.ldm_autoencoder_config
+  ('paper'), the 'paper' preset of experiments.ldm_autoencoder) with data.name=`data` and config.model from the
+  diffusers config; ValueError naming the field (or the data set) that does not fit."""
+  from jaxgen.ldm.config import ldm_autoencoder_config
+  check_data(data)
+  images = dataset_names("image")
+  kw = module_kwargs(model_config)
+  scaling_factor(model_config)
+  channels = DATASETS[data].image_shape[-1]
+  for field in ("in_channels", "out_channels"):
+    if kw[field] != channels:
+      fit = [n for n in images if DATASETS[n].image_shape[-1] == kw[field]]
+      raise ValueError(f"{CONFIG_FILE}: {field}={kw[field]} but {data} images have {channels} channels; the "
+                       f"autoencoder's in/out channels are the data set's (--data with {kw[field]}-channel images: "
+                       f"{', '.join(fit) or 'none in jaxgen.data.specs.DATASETS'})")
+  config = ldm_autoencoder_config("paper")
+  with config.unlocked():
+    config.data.name = data
+    config.model.update({k: kw[k] for k in ("block_out_channels", "layers_per_block", "latent_channels",
+                                            "norm_num_groups", "mid_block_add_attention", "use_quant_conv",
+                                            "use_post_quant_conv")})
+  return config
+
+
+def _check_network(network, model_config: Mapping[str, Any]) -> None:
+  """The family's AutoencoderKL must be the one the diffusers config describes (the build code passes every
+  field)."""
+  for name, want in module_kwargs(model_config).items():
+    have = getattr(network, name)
+    if (tuple(have) if isinstance(have, (list, tuple)) else have) != want:
+      raise ValueError(f"jaxgen.ldm.build.make_ldm_autoencoder builds AutoencoderKL({name}={have!r}), but the "
+                       f"converted model needs {name}={want!r}: the build code does not pass it to the module")
+
+
+def convert(src_dir: str, dst: str, data: str = "cifar10") -> Dict[str, Any]:
+  """Convert the diffusers AutoencoderKL in `src_dir` into the first-stage run directory `dst` on the image data
+  set `data`; returns the `converted_from` record.
+
+  Raises FileNotFoundError (a missing file, with where to download a model), FileExistsError (dst holds a run)
+  or ValueError (a config, data set or state dict that cannot be mapped, naming the value and what is allowed).
+  """
+  check_data(data)
+  files = find_source_files(src_dir)
+  model_config = read_json(files["config"])
+  config = run_config(model_config, data)
+  scale = scaling_factor(model_config)
+  check_destination(dst)
+  state_dict = read_weights(files["weights"])
+
+  from jaxgen import registry
+  from jaxgen.train import runtime
+  runtime.configure_jax(config)       # the PRNG implementation of the run's keys, before JAX starts
+  import jax
+  import jax.numpy as jnp
+  from jaxgen.data import example_batch
+  from jaxgen.ldm.scaling import write_latent_scale
+  from jaxgen.train import parallel, trainer
+  from jaxgen.train.checkpoint import Checkpointer
+  from jaxgen.train.logging import MetricWriter
+  from jaxgen.train.run import run_record
+  from jaxgen.train.state import TrainState
+  from flax import traverse_util
+
+  registry.validate_config(config)
+  family = registry.resolve(registry.family_entry(config.family).build)(config)
+  _check_network(family.network, model_config)
+  mesh = parallel.make_data_mesh()
+  # What load_run restores into: the converted params must fill exactly the family's parameters.
+  abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
+  flat = _map(state_dict, flat_shapes(abstract.params))
+  params = traverse_util.unflatten_dict({p: np.ascontiguousarray(v, dtype=np.float32) for p, v in flat.items()})
+  del state_dict, flat
+  _, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))      # as trainer.create_train_state
+  state = TrainState.create(params=jax.tree.map(jnp.asarray, params), opt=trainer.make_optimizer(family, config),
+                            rng=train_rng, ema_decay=config.optim.ema_decay)
+  # (The fields' trees: the optimizer objects, static fields of the state, are distinct instances.)
+  fields = lambda s: (s.step, s.params, s.opt_state, s.ema_params, s.rng)   # noqa: E731
+  leaves = lambda s: [(np.shape(x), np.dtype(x.dtype)) for x in jax.tree.leaves(fields(s))]   # noqa: E731
+  if jax.tree.structure(fields(state)) != jax.tree.structure(fields(abstract)) or leaves(state) != leaves(abstract):
+    raise AssertionError("the converted train state does not fit the family's (a bug of the converter)")
+  state = jax.device_put(state, parallel.replicated(mesh))
+
+  os.makedirs(dst, exist_ok=True)
+  ckpt = Checkpointer(os.path.join(dst, "checkpoints"), max_to_keep=config.keep_checkpoints)
+  try:
+    ckpt.save(0, state)
+  finally:
+    ckpt.close()
+  # The published latent scale (read by a DDPM with codec.scale='auto'), at the checkpoint's step 0.
+  write_latent_scale(dst, {"scale": scale, "std": 1.0 / scale, "mean": None, "num_examples": 0, "step": 0,
+                           "source": f"scaling_factor of the diffusers config {os.path.abspath(files['config'])} "
+                                     "(not computed from data)"})
+  converted = {"format": "diffusers AutoencoderKL", "source": os.path.abspath(src_dir),
+               "weights": os.path.abspath(files["weights"]), "config": os.path.abspath(files["config"]),
+               "diffusers_config": model_config, "data": data, "scaling_factor": scale,
+               "num_params": int(sum(np.size(v) for v in jax.tree_util.tree_leaves(params)))}
+  record = run_record(config, EXPERIMENT, dst)
+  record["converted_from"] = converted
+  MetricWriter(dst, tensorboard=False).write_config(record)   # last: a run directory only once it is complete
+  return converted
+
+
+USAGE = ("usage: python -m jaxgen.ldm.convert_diffusers [--data=NAME] SRC_DIR DST\n"
+         f"  SRC_DIR: a diffusers AutoencoderKL's {CONFIG_FILE} and {WEIGHTS_FILE}\n"
+         "           (or a pipeline's directory, with them in vae/); DST: the new run directory\n"
+         f"  --data=NAME: the image data set of the run (default cifar10; one of: {', '.join(dataset_names('image'))})")
+
+
+def main(argv=None) -> int:
+  """The command line: `python -m jaxgen.ldm.convert_diffusers [--data=NAME] SRC_DIR DST`; 0, or 2 with one
+  'error:' line (or the usage) on stderr; -h / --help: the usage and this module's description on stdout, 0."""
+  return converter_main(argv, usage=USAGE, doc=__doc__, convert=convert, options=("data",), done=lambda c, dst: (
+      f"converted {c['weights']} ({c['num_params']:,} parameters) into the first-stage run {dst} on "
+      f"{c['data']} (step 0, params = EMA params, latent scale {c['scaling_factor']}); load it with "
+      f"jaxgen.train.run.load_run({dst!r}), or diffuse its latents with a DDPM's "
+      f"codec=dict(kind='frozen_autoencoder', workdir={dst!r}, scale='auto')"))
+
+
+if __name__ == "__main__":
+  sys.exit(main())

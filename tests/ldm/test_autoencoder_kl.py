@@ -219,3 +219,113 @@ def test_kl_divergence_against_quadrature_and_monte_carlo():
     assert abs(value - estimate) < 5 * stderr + 1e-6, (value, estimate, stderr)
   # The posterior equal to the prior has no divergence.
   assert np.all(np.asarray(kl_divergence(jnp.zeros((2, 3, 3, 4)), jnp.zeros((2, 3, 3, 4)))) == 0.0)
+
+
+# -- `python -m jaxgen.ldm.convert_diffusers SRC DST`: a first-stage run directory ------------------------------
+
+DATA = "shapes_tiny"      # 32x32x3, offline: fits the tiny model (3 channels in and out, f = 2)
+
+
+def _diffusers_dir(root, config=None, weights=True, pickle=False):
+  """A diffusers AutoencoderKL directory: config.json and the seeded weights as safetensors (or a pickle's name)."""
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, cd.CONFIG_FILE), "w") as f:
+    json.dump(TINY_CONFIG if config is None else config, f)
+  if weights:
+    write_safetensors(os.path.join(root, cd.WEIGHTS_FILE), seeded_state_dict(TINY_SHAPES, int(TINY["seed"])),
+                      metadata={"format": "pt"})
+  if pickle:
+    open(os.path.join(root, cd.PICKLE_FILE), "wb").close()
+  return str(root)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+  """The tiny model converted from a pipeline's layout (the model in vae/) into a run on shapes_tiny."""
+  root = tmp_path_factory.mktemp("convert")
+  _diffusers_dir(root / "pipeline" / "vae")
+  dst = str(root / "run")
+  record = cd.convert(str(root / "pipeline"), dst, data=DATA)
+  return dst, record
+
+
+def test_converted_run_reproduces_diffusers(converted):
+  from jaxgen.train.run import load_run
+  dst, record = converted
+  run = load_run(dst)
+  assert run.step == 0 and run.config.family == "ldm_autoencoder" and run.config.data.name == DATA
+  assert run.experiment == "experiments.ldm_autoencoder" and run.preset == "paper"
+  assert tuple(run.config.model.block_out_channels) == (8, 16) and run.config.model.norm_num_groups == 4
+  assert record["num_params"] == sum(int(np.prod(s)) for s in TINY_SHAPES.values())
+  assert record["weights"].endswith(os.path.join("vae", cd.WEIGHTS_FILE))
+  json_record = json.load(open(os.path.join(dst, "config.json")))
+  assert json_record["converted_from"]["diffusers_config"] == TINY_CONFIG
+  for a, b in zip(jax.tree.leaves(run.state.params), jax.tree.leaves(run.state.ema_params)):   # params = EMA
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  x, z = inputs()
+  fam, params = run.family, run.params
+  mean, logvar = jax.jit(fam.posterior)(params, x)
+  out = dict(mean=mean, logvar=logvar, decoded=jax.jit(fam.decode)(params, z))
+  # encode_latents / decode_latents (the codec's API): the posterior mean of uint8 images, the decoder's images
+  images = np.round((x + 1.0) * 127.5).astype(np.uint8)
+  np.testing.assert_allclose(np.asarray(jax.jit(fam.encode_latents)(params, images)),
+                             np.asarray(jax.jit(fam.posterior)(params, images / 127.5 - 1.0)[0]),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(jax.jit(fam.decode_latents)(params, z)), np.asarray(out["decoded"]),
+                             rtol=1e-5, atol=1e-5)
+  for name, value in out.items():
+    ref = TINY[name]
+    err = np.abs(np.asarray(value) - ref).max()
+    assert err <= 1e-5 * np.abs(ref).max(), (name, err)
+
+
+def test_converted_run_is_a_first_stage_for_a_ddpm(converted):
+  """latent_scale.json holds the config's scaling_factor at step 0: a DDPM with codec.scale='auto' on the same
+  data set validates and diffuses latents (16, 16, 4) times exactly that factor."""
+  from experiments.ddpm_cifar import get_config
+  from jaxgen import registry
+  from jaxgen.diffusion.build import event_shape, make_codec
+  from jaxgen.ldm.scaling import SCALE_FILE, read_latent_scale
+  dst, _ = converted
+  assert read_latent_scale(dst) == TINY_CONFIG["scaling_factor"]
+  stored = json.load(open(os.path.join(dst, SCALE_FILE)))
+  assert stored["step"] == 0 and stored["num_examples"] == 0 and stored["std"] == 1.0 / stored["scale"]
+  assert "diffusers config" in stored["source"]
+  c = get_config("smoke")
+  c.data.name = DATA
+  c.codec = dict(kind="frozen_autoencoder", workdir=dst, scale="auto")
+  c.model.update(attn_resolutions=(), num_classes=0)
+  c.update(evals=(), tensorboard=False, sample_every=0)
+  registry.validate_config(c)
+  assert event_shape(c) == (16, 16, 4)
+  codec, _ = make_codec(c)
+  assert codec.scale == TINY_CONFIG["scaling_factor"]
+  # the factor is the config's (diffusers' default when left out)
+  assert cd.scaling_factor({"scaling_factor": 0.13025}) == 0.13025 and cd.scaling_factor({}) == 0.18215
+
+
+def test_converter_refusals(converted, tmp_path, capsys):
+  dst, _ = converted
+  src = _diffusers_dir(tmp_path / "vae")
+  with pytest.raises(FileExistsError, match=r"already holds a run \(config.json, checkpoints\)"):
+    cd.convert(src, dst, data=DATA)
+  with pytest.raises(FileNotFoundError, match=r"diffusion_pytorch_model.safetensors does not exist: the model's "
+                                              r"weights are needed"):
+    cd.convert(_diffusers_dir(tmp_path / "no_weights", weights=False), str(tmp_path / "a"), data=DATA)
+  with pytest.raises(ValueError, match=r"diffusion_pytorch_model.bin is a PyTorch pickle, which jaxgen does not read"):
+    cd.convert(_diffusers_dir(tmp_path / "pickle", weights=False, pickle=True), str(tmp_path / "b"), data=DATA)
+  with pytest.raises(ValueError, match=r"config.json: in_channels=3 but digits images have 1 channels.*"
+                                       r"3-channel images: cifar10, shapes, shapes_tiny"):
+    cd.convert(src, str(tmp_path / "c"), data="digits")
+  with pytest.raises(ValueError, match=r"scaling_factor=0.0 cannot be mapped.*a finite number > 0"):
+    cd.run_config(dict(TINY_CONFIG, scaling_factor=0.0), DATA)
+  # without the 1x1 convs around the latent: the family's config says so
+  bare = cd.run_config(dict(TINY_CONFIG, use_quant_conv=False, use_post_quant_conv=False), DATA)
+  assert bare.model.use_quant_conv is False and bare.model.use_post_quant_conv is False
+  assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "c")
+  # the command line: a data set that is not an image data set of jaxgen.data.specs.DATASETS, in one line
+  assert cd.main(["--data=mnist", src, str(tmp_path / "d")]) == 2
+  err = capsys.readouterr().err
+  assert err == ("error: --data='mnist' is not an image data set of jaxgen.data.specs.DATASETS; choose one of: "
+                 "cifar10, digits, shapes, shapes_tiny\n")
+  assert not os.path.exists(tmp_path / "d")
