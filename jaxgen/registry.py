@@ -51,6 +51,7 @@ class EvalEntry:
 
 FAMILIES = {
     "ddpm": FamilyEntry("jaxgen.diffusion.build:make_ddpm", "jaxgen.diffusion.build:validate_ddpm_config",
+                        data_fn="jaxgen.ldm.cache:ddpm_data_fn",
                         evals=("sample_metrics", "vlb", "diffusion_classifier", "mode_coverage"),
                         safe_to_resume=("diffusion.sampler", "diffusion.sample_steps", "diffusion.timestep_spacing",
                                         "diffusion.eta", "diffusion.guidance", "diffusion.variance",

@@ -158,7 +158,7 @@ def load_split_numpy(name: str, split: str, data_dir=None, *,
 
 def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
                         start_step: int = 0, process_index: Optional[int] = None,
-                        process_count: Optional[int] = None) -> Iterator[dict]:
+                        process_count: Optional[int] = None, encode_images=None) -> Iterator[dict]:
   """Iterator of this process's training batches, starting at global `start_step`.
 
   Yields {'image': uint8 (local_batch, H, W, C), 'label': int32 (local_batch,), ...} (the spec's device
@@ -166,6 +166,11 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
   fields `name`, `data_dir`, `random_flip`, `download`. The batch yielded for
   step s depends only on (seed, s, process_index, process_count), so a run
   resumed with start_step=s continues exactly where it stopped.
+
+  `encode_images` (uint8 images (N, H, W, C) -> float32 arrays (N, ...)): this process's images are encoded
+  once, in split order, before the batches are drawn, and the batches carry 'latent' instead of 'image' (a
+  frozen first stage's cached latents, jaxgen.ldm.cache); the same examples in the same order otherwise.
+  Needs random_flip off (a flipped image's latent is not the flipped latent).
   """
   from jaxgen.data import ordering  # pylint: disable=import-outside-toplevel
   spec = get_dataset_spec(data_config.name)
@@ -191,6 +196,15 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
     split = tfds.even_splits(split, n=process_count)[process_index]
   ds = builder.as_dataset(split=split, shuffle_files=False)
   ds = ds.map(lambda ex: _cast_features(tf, ex, spec.device_features))
+  if encode_images is not None:
+    if data_config.random_flip:
+      raise ValueError("cached latents need data.random_flip=False: a flipped image's latent is not the flipped "
+                       "latent")
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    images = np.stack([ex["image"] for ex in tfds.as_numpy(ds)])
+    latents = tf.data.Dataset.from_tensor_slices(np.asarray(encode_images(images), np.float32))
+    ds = tf.data.Dataset.zip((ds, latents)).map(
+        lambda ex, z: {**{k: v for k, v in ex.items() if k != "image"}, "latent": z})
   ds = ordering.ordered_batches(
       ds, local_batch=local_batch, seed=seed, start_step=start_step,
       stream_id=process_index, random_flip=bool(data_config.random_flip),

@@ -22,7 +22,8 @@ AUTOENCODER_FAMILIES = ("vae", "ldm_autoencoder")   # families giving latent_sha
 
 def codec_settings(config):
   c = config.get("codec") or {}
-  return dict(kind=c.get("kind", "data"), workdir=c.get("workdir", ""), scale=c.get("scale", 1.0))
+  return dict(kind=c.get("kind", "data"), workdir=c.get("workdir", ""), scale=c.get("scale", 1.0),
+              cache=c.get("cache", False))
 
 
 def event_shape(config):
@@ -66,6 +67,15 @@ def _validate_codec(config, spec) -> None:
                      f"must be one of: {', '.join(AUTOENCODER_FAMILIES)}")
   if source.data.name != spec.name:
     raise ValueError(f"codec.workdir={cs['workdir']} was trained on {source.data.name!r}, this run on {spec.name!r}")
+  if cs["cache"] not in (True, False):
+    raise ValueError(f"codec.cache={cs['cache']!r} must be true (latents encoded once, jaxgen.ldm.cache) or false "
+                     "(encoded in every step)")
+  if cs["cache"] and config.data.get("pipeline", "memory") != "memory":
+    raise ValueError(f"codec.cache=True holds the latents in memory; data.pipeline={config.data.pipeline!r} "
+                     "streams (use codec.cache=False)")
+  if cs["cache"] and config.data.get("random_flip", False):
+    raise ValueError("codec.cache=True needs data.random_flip=False (a flipped image's latent is not the flipped "
+                     "latent)")
   if isinstance(cs["scale"], str):
     if cs["scale"] != "auto":
       raise ValueError(f"codec.scale={cs['scale']!r}; give a number > 0 or 'auto' (the first stage's stored 1/std)")

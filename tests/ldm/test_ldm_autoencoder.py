@@ -97,7 +97,7 @@ def test_the_ldm_smoke_preset_trains_resumes_and_leaves_the_first_stage_bit_iden
   from experiments import ldm
   workdir = str(tmp_path / "ldm")
   c = ldm.get_config("smoke")
-  c.codec.workdir = stage1
+  c.codec.update(workdir=stage1, cache=True)          # trains on the cached latents (jaxgen.ldm.cache)
   c.update(num_train_steps=2, checkpoint_every=2, evals=(), tensorboard=False)
   state = run_mod.run(c, workdir, experiment="experiments.ldm")
   assert int(state.step) == 2 and "autoencoder" not in state.params
@@ -122,3 +122,13 @@ def test_the_ldm_smoke_preset_trains_resumes_and_leaves_the_first_stage_bit_iden
   latents = jax.jit(fam.codec.autoencoder.encode_latents)(params["autoencoder"], images)
   loss = jax.jit(lambda b: fam.loss(params, b, jax.random.PRNGKey(3))[0])
   np.testing.assert_allclose(loss({"image": images}), loss({"latent": latents}), rtol=1e-6)
+  # the cached pipeline's batches: the same examples in the same order, their images replaced by their latents
+  from jaxgen.data import train_data_fn
+  from jaxgen.ldm.cache import ddpm_data_fn
+  cached, plain = next(ddpm_data_fn(c)(3)), next(train_data_fn(c)(3))
+  assert "image" not in cached and set(cached) - {"latent"} == set(plain) - {"image"}
+  want = np.asarray(jax.jit(fam.codec.autoencoder.encode_latents)(params["autoencoder"], plain["image"]))
+  np.testing.assert_allclose(cached["latent"], want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match=r"codec.cache=True needs data.random_flip=False"):
+    c.data.random_flip = True
+    registry.validate_config(c)

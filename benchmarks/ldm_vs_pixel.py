@@ -1,0 +1,129 @@
+r"""Latent diffusion vs the pixel-space DDPM on `shapes`: train-step FLOPs and time, sampling time per image.
+
+  python benchmarks/ldm_vs_pixel.py --autoencoder=workdirs/ldm_ae_shapes [--steps 20] [--sample 64]
+
+Rows (each the full compiled train step of the shared trainer: forward, backward, clipping, Adam, EMA):
+  pixel         experiments/ddpm_cifar.py:quick_shapes (the U-Net on 32x32x3 pixels)
+  ldm           experiments/ldm.py:quick on the first stage's latents, encoded inside the step
+  ldm_cached    the same step given the latents (what a cache of the training latents would cost per step)
+  ldm_text      experiments/ldm.py:quick_text (text encoder + cross-attention), latents in the step
+Columns: XLA's cost analysis of the step (GFLOP), the median step time, images/s, and the steps of this row
+that match the FLOPs of the pixel preset's whole run (QUICK_SHAPES_STEPS steps); then the time to draw one
+sample with each preset's grid sampler (decoded to pixels for latent diffusion), and the one-off cost of
+encoding the training split (for a cache). All on this machine, in one process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _median_time(fn, n):
+  import numpy as np
+  times = []
+  for _ in range(n):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return float(np.median(times))
+
+
+def _step_row(family, config, batch, steps):
+  """(measurements of the compiled train step, params with the frozen parts merged in for sampling)."""
+  import jax
+  from jaxgen.train import parallel, trainer
+  from jaxgen.train.frozen import load_parts, merge
+  mesh = parallel.make_data_mesh()
+  arr = parallel.global_batch(batch, mesh)
+  state = trainer.create_train_state(family, config, mesh, arr)
+  frozen = jax.device_put(load_parts(family.frozen_parts)[0], parallel.replicated(mesh)) \
+      if family.frozen_parts else None
+  copy = jax.tree.map(lambda a: a.copy(), state.params)      # the step donates the state
+  params = merge(copy, frozen) if frozen else copy
+  step_fn = trainer.make_train_step(family, mesh, with_frozen=bool(frozen))
+  extra = (frozen,) if frozen else ()
+  t0 = time.perf_counter()
+  compiled = step_fn.lower(state, *extra, arr).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  s = state
+
+  def one():
+    nonlocal s
+    s, m = compiled(s, *extra, arr)
+    jax.block_until_ready(m)
+  one()
+  one()
+  return {"gflop": float(cost["flops"]) / 1e9, "step_s": _median_time(one, steps), "compile_s": compile_s}, params
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--autoencoder", required=True, help="a finished ldm_autoencoder run on shapes (its workdir)")
+  p.add_argument("--steps", type=int, default=20)
+  p.add_argument("--sample", type=int, default=64, help="samples drawn for the sampling time")
+  a = p.parse_args()
+  sys.path.insert(0, ROOT)
+  from jaxgen.train import runtime
+  runtime.set_xla_cpu_flags()
+  import jax
+  import numpy as np
+  from experiments import ddpm_cifar, ldm
+  from jaxgen import registry
+  from jaxgen.data import load_split
+  rows = {}
+  configs = {"pixel": ddpm_cifar.get_config("quick_shapes"), "ldm": ldm.get_config("quick"),
+             "ldm_text": ldm.get_config("quick_text")}
+  for name in ("ldm", "ldm_text"):
+    configs[name].codec.workdir = a.autoencoder
+  train = load_split(configs["pixel"], "train")
+  b = configs["pixel"].batch_size
+  batch = {"image": train["image"][:b], "tokens": train["tokens"][:b]}
+  families, params = {}, {}
+  for name, config in configs.items():
+    registry.validate_config(config)
+    family = registry.resolve(registry.family_entry(config.family).build)(config)
+    families[name] = family
+    feats = ("image", "tokens") if name == "ldm_text" else ("image",)
+    rows[name], params[name] = _step_row(family, config, {k: batch[k] for k in feats}, a.steps)
+    print(name, rows[name], flush=True)
+  # Cached latents: the same family given batch['latent'] (the codec then skips the encoder).
+  fam = families["ldm"]
+  encode = jax.jit(fam.codec.autoencoder.encode_latents)
+  t0 = time.perf_counter()
+  latents = np.concatenate([np.asarray(encode(params["ldm"]["autoencoder"], train["image"][i:i + 500]))
+                            for i in range(0, len(train["image"]), 500)])
+  encode_split_s = time.perf_counter() - t0
+  rows["ldm_cached"], _ = _step_row(fam, configs["ldm"], {"latent": latents[:b]}, a.steps)
+  print("ldm_cached", rows["ldm_cached"], flush=True)
+  from experiments.ddpm_cifar import QUICK_SHAPES_STEPS
+  budget = rows["pixel"]["gflop"] * QUICK_SHAPES_STEPS
+  print(f"\nshapes, batch {b}, {jax.devices()[0].platform} x{jax.device_count()}, median of {a.steps} steps; "
+        f"encoding the {len(latents)} training images once: {encode_split_s:.1f} s")
+  print("| row | step GFLOP (XLA) | step s | images/s | steps at the pixel run's FLOPs "
+        f"({QUICK_SHAPES_STEPS} pixel steps) | compile s |")
+  print("|---|---|---|---|---|---|")
+  for name in ("pixel", "ldm", "ldm_cached", "ldm_text"):
+    r = rows[name]
+    print(f"| {name} | {r['gflop']:.3f} | {r['step_s']:.4f} | {b / r['step_s']:.0f} | {budget / r['gflop']:.0f} | "
+          f"{r['compile_s']:.1f} |")
+  print("\n| row | sampler | seconds per image (batch of %d) |" % a.sample)
+  print("|---|---|---|")
+  for name in ("pixel", "ldm", "ldm_text"):
+    fam = families[name]
+    cond = fam.default_cond(a.sample)
+    fn = jax.jit(lambda p, r, c, fam=fam: fam.sample(p, r, a.sample, c))
+    jax.block_until_ready(fn(params[name], jax.random.PRNGKey(0), cond))
+    s = _median_time(lambda: jax.block_until_ready(fn(params[name], jax.random.PRNGKey(1), cond)), 3)
+    d = configs[name].diffusion
+    steps = d.get("sample_steps", 0) or d.num_timesteps
+    print(f"| {name} | {d.get('sampler', 'ancestral')}, {steps} steps | {s / a.sample:.4f} |")
+
+
+if __name__ == "__main__":
+  main()
