@@ -7,6 +7,7 @@ Rows (each the full compiled train step of the shared trainer: forward, backward
   ldm           experiments/ldm.py:quick on the first stage's latents, encoded inside the step
   ldm_cached    the same step given the latents (what a cache of the training latents would cost per step)
   ldm_text      experiments/ldm.py:quick_text (text encoder + cross-attention), latents in the step
+  first_stage   experiments/ldm_autoencoder.py:quick's own train step (paid once per first stage)
 Columns: XLA's cost analysis of the step (GFLOP), the median step time, images/s, and the steps of this row
 that match the FLOPs of the pixel preset's whole run (QUICK_SHAPES_STEPS steps); then the time to draw one
 sample with each preset's grid sampler (decoded to pixels for latent diffusion), and the one-off cost of
@@ -41,7 +42,7 @@ def _step_row(family, config, batch, steps):
   arr = parallel.global_batch(batch, mesh)
   state = trainer.create_train_state(family, config, mesh, arr)
   frozen = jax.device_put(load_parts(family.frozen_parts)[0], parallel.replicated(mesh)) \
-      if family.frozen_parts else None
+      if getattr(family, "frozen_parts", None) else None
   copy = jax.tree.map(lambda a: a.copy(), state.params)      # the step donates the state
   params = merge(copy, frozen) if frozen else copy
   step_fn = trainer.make_train_step(family, mesh, with_frozen=bool(frozen))
@@ -101,6 +102,12 @@ def main():
   encode_split_s = time.perf_counter() - t0
   rows["ldm_cached"], _ = _step_row(fam, configs["ldm"], {"latent": latents[:b]}, a.steps)
   print("ldm_cached", rows["ldm_cached"], flush=True)
+  # The first stage's own training step (its cost comes on top of the second stage's, once per first stage).
+  from experiments import ldm_autoencoder
+  ae_config = ldm_autoencoder.get_config("quick")
+  ae_family = registry.resolve(registry.family_entry(ae_config.family).build)(ae_config)
+  rows["first_stage"], _ = _step_row(ae_family, ae_config, {"image": train["image"][:b]}, a.steps)
+  print("first_stage", rows["first_stage"], flush=True)
   from experiments.ddpm_cifar import QUICK_SHAPES_STEPS
   budget = rows["pixel"]["gflop"] * QUICK_SHAPES_STEPS
   print(f"\nshapes, batch {b}, {jax.devices()[0].platform} x{jax.device_count()}, median of {a.steps} steps; "
@@ -108,7 +115,7 @@ def main():
   print("| row | step GFLOP (XLA) | step s | images/s | steps at the pixel run's FLOPs "
         f"({QUICK_SHAPES_STEPS} pixel steps) | compile s |")
   print("|---|---|---|---|---|---|")
-  for name in ("pixel", "ldm", "ldm_cached", "ldm_text"):
+  for name in ("pixel", "ldm", "ldm_cached", "ldm_text", "first_stage"):
     r = rows[name]
     print(f"| {name} | {r['gflop']:.3f} | {r['step_s']:.4f} | {b / r['step_s']:.0f} | {budget / r['gflop']:.0f} | "
           f"{r['compile_s']:.1f} |")

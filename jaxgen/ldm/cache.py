@@ -6,8 +6,8 @@ their posterior means (unscaled), and the batches carry them as 'latent' instead
 in the same order as without the cache (jaxgen.data.tfds.make_train_iterator(encode_images=...)), and the
 codec skips the encoder (jaxgen.diffusion.codecs.FrozenAutoencoderCodec.encode). Without it, every step
 encodes its batch. Which is faster (benchmarks/ldm_vs_pixel.py, docs/latent_diffusion.md): on shapes (f = 2)
-the cached step is ~10% cheaper and the one-off encoding of the 20,000 training images costs about as much as
-~1,000 steps save, so the cache pays from about that length on (the paper preset's 400k steps), not below.
+the cached step is 7-10% cheaper and the one-off encoding of the 20,000 training images costs about as much as
+~1,000-1,600 steps save, so the cache pays from about that length on (the paper preset's 400k steps), not below.
 Held in memory: 20,000 latents of 16x16x4 are 82 MB. Needs data.pipeline='memory' and data.random_flip=False.
 """
 from __future__ import annotations
