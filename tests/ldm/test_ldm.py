@@ -21,14 +21,15 @@ VOCAB = 32
 
 
 def _text_unet(**kw):
-  return UNet(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), num_groups=4, dropout=0.0,
+  return UNet(ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(8,), num_groups=4, dropout=0.0,
               text_vocab=VOCAB, text_max_len=24, text_width=16, text_depth=1, text_heads=2, cross_attn_heads=2, **kw)
 
 
 def _perturb(params, scale=0.3):
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
-  return jax.tree.unflatten(tree, [v + scale * jax.random.normal(k, v.shape) for v, k in zip(leaves, keys)])
+  """Every parameter moved by seeded noise (numpy: no compile), so zero-initialised projections do not hide the
+  conditioning."""
+  rng = np.random.default_rng(5)
+  return jax.tree.map(lambda v: jnp.asarray(np.asarray(v) + scale * rng.normal(size=np.shape(v)), jnp.float32), params)
 
 
 def _tokens(*captions):
@@ -72,7 +73,7 @@ def text_ddpm():
   ddpm = DDPM(network=_text_unet(), schedule=schedules.make_schedule("linear", 20, beta_start=1e-3, beta_end=0.2),
               codec=ImageCodec((8, 8, 3)), label_dropout=0.25,
               grid_tokens=tuple(tuple(int(i) for i in t) for t in _tokens("a small red circle", "a large blue star")))
-  params = jax.jit(lambda k: _perturb(ddpm.init(k)))(jax.random.PRNGKey(0))
+  params = _perturb(jax.jit(ddpm.init)(jax.random.PRNGKey(0)))
   net = jax.jit(lambda p, x, t, tok: ddpm.network.apply({"params": p}, x, t, {"tokens": tok}, train=False))
   return ddpm, params, net
 
@@ -80,7 +81,7 @@ def text_ddpm():
 def test_the_text_unet_reads_the_caption_and_the_null_caption_is_unconditional(text_ddpm):
   ddpm, params, net = text_ddpm
   assert ddpm.cond_features == ("tokens",) and "text_encoder" in params
-  assert {"down_1_attn_0_cross", "mid_attn_1_cross", "up_1_attn_1_cross"} <= set(params)
+  assert {"down_0_attn_0_cross", "mid_attn_1_cross", "up_0_attn_1_cross"} <= set(params)
   x = jax.random.normal(jax.random.PRNGKey(1), (4, 8, 8, 3))
   t = jnp.array([3, 10, 19, 7])
   tok = _tokens("a small red circle", "a small red circle above a large blue square", "", "a large cyan star")
