@@ -48,6 +48,8 @@ from jaxgen.train.presets import PRESETS, cadence, smoke
 PRESETS = PRESETS[:2] + ("quick_class", "quick_text") + PRESETS[2:]    # paper, quick, quick_class, quick_text, smoke
 QUICK_STEPS = 1050          # at most the FLOPs of ddpm_cifar:quick_shapes (benchmarks/ldm_vs_pixel.py)
 QUICK_TEXT_STEPS = 1500
+# The experiments/ldm_autoencoder.py preset whose run each preset's codec.workdir expects.
+FIRST_STAGE = {"paper": "paper", "quick": "quick", "quick_class": "quick", "quick_text": "quick", "smoke": "smoke"}
 
 
 def get_config(preset: str = "paper") -> ml_collections.ConfigDict:

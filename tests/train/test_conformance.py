@@ -135,7 +135,7 @@ def test_the_experiments_are_found():
 
 
 @pytest.mark.parametrize("module", EXPERIMENTS)
-def test_every_preset_of_every_experiment_validates(module):
+def test_every_preset_of_every_experiment_validates(module, tmp_path):
   mod = importlib.import_module(f"experiments.{module}")
   presets = getattr(mod, "PRESETS", ("paper", "quick", "smoke"))
   for preset in presets:
@@ -143,5 +143,24 @@ def test_every_preset_of_every_experiment_validates(module):
     if config.get("study"):
       assert config.study in registry.STUDIES
       continue
+    if config.get("codec", {}).get("kind") == "frozen_autoencoder" and not config.codec.workdir:
+      # latent diffusion needs a finished first stage: refused without one, valid with its record
+      with pytest.raises(ValueError, match=r"codec.workdir='' holds no finished run"):
+        registry.validate_config(config)
+      config.codec.workdir = _first_stage_record(tmp_path / f"{module}_{preset}", mod.FIRST_STAGE[preset])
     registry.validate_config(config)
     assert set(config.optim.groups) <= set(registry.family_entry(config.family).param_groups)
+
+
+def _first_stage_record(workdir, preset):
+  """A first-stage run directory as validation reads it (config.json and latent_scale.json; no checkpoint)."""
+  from experiments import ldm_autoencoder
+  from jaxgen.ldm.scaling import write_latent_scale
+  from jaxgen.train.logging import MetricWriter
+  from jaxgen.train.run import run_record
+  os.makedirs(workdir)
+  config = ldm_autoencoder.get_config(preset)
+  MetricWriter(str(workdir), tensorboard=False).write_config(run_record(config, "experiments.ldm_autoencoder",
+                                                                        str(workdir)))
+  write_latent_scale(str(workdir), {"scale": 1.0, "std": 1.0, "mean": 0.0, "num_examples": 0, "step": 0})
+  return str(workdir)
