@@ -53,7 +53,8 @@ import numpy as np
 from jaxgen.clip.tokenizer import (BOS, EOS, MERGES_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_DIR, VOCAB_FILE,
                                    pad_token_of)
 from jaxgen.io.safetensors import read_safetensors
-from jaxgen.io.state_dict import check_destination, check_fit, converter_main, flat_shapes, read_json
+from jaxgen.io.state_dict import (check_destination, check_fit, converter_main, find_model_files, flat_shapes,
+                                  read_json)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -315,25 +316,11 @@ def _missing(path: str, what: str) -> FileNotFoundError:
 def find_source_files(src_dir: str) -> Dict[str, str]:
   """{'config', 'weights', 'vocab', 'merges'} paths of a transformers CLIPModel directory; FileNotFoundError naming
   the missing path (and where to download a model); ValueError for a directory with only the PyTorch pickle."""
-  if not os.path.exists(src_dir):
-    raise _missing(src_dir, "SRC_DIR must be the directory of a transformers CLIPModel")
-  if not os.path.isdir(src_dir):
-    raise NotADirectoryError(f"{src_dir} is a file: SRC_DIR must be the directory that holds {CONFIG_FILE}, "
-                             f"{WEIGHTS_FILE}, {VOCAB_FILE} and {MERGES_FILE}")
-  files = {name: os.path.join(src_dir, f) for name, f in (("config", CONFIG_FILE), ("weights", WEIGHTS_FILE),
-                                                          ("vocab", VOCAB_FILE), ("merges", MERGES_FILE))}
-  if not os.path.exists(files["config"]):
-    raise _missing(files["config"], "the model's config is needed")
-  if not os.path.exists(files["weights"]):
-    pickle = os.path.join(src_dir, PICKLE_FILE)
-    if os.path.exists(pickle):
-      raise ValueError(f"{pickle} is a PyTorch pickle, which jaxgen does not read (it does not depend on torch); "
-                       f"download {WEIGHTS_FILE} into {src_dir} (or write it with safetensors.torch.save_file where "
-                       "torch is installed)")
-    raise _missing(files["weights"], "the model's weights are needed")
-  for name in ("vocab", "merges"):
-    if not os.path.exists(files[name]):
-      raise _missing(files[name], "the tokenizer's files are needed")
+  files = find_model_files(src_dir, kind="a transformers CLIPModel", weights_file=WEIGHTS_FILE,
+                           pickle_file=PICKLE_FILE, missing=_missing, config_file=CONFIG_FILE,
+                           extra=(("vocab", VOCAB_FILE, "the tokenizer's files are needed"),
+                                  ("merges", MERGES_FILE, "the tokenizer's files are needed")))
+  files.pop("dir")
   return files
 
 

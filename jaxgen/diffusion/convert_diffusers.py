@@ -45,7 +45,8 @@ import numpy as np
 from jaxgen.diffusion.build import unet_kwargs
 from jaxgen.diffusion.diffusers_config import CONFIG_FILE, EXPERIMENT, SCHEDULER_FILE, run_config
 from jaxgen.io.safetensors import read_safetensors
-from jaxgen.io.state_dict import check_destination, check_fit, converter_main, flat_shapes, read_json
+from jaxgen.io.state_dict import (check_destination, check_fit, converter_main, find_model_files, flat_shapes,
+                                  read_json)
 
 HUB_URL = "https://huggingface.co/google/ddpm-cifar10-32"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -183,36 +184,18 @@ def _missing(path: str, what: str) -> FileNotFoundError:
 
 
 def find_source_files(src_dir: str) -> Dict[str, Optional[str]]:
-  """{'config', 'weights', 'scheduler'} paths of a diffusers model directory (scheduler may be None).
-
-  FileNotFoundError naming the missing path (and where to download the model); ValueError for a directory
-  that holds only the PyTorch pickle.
-  """
-  if not os.path.exists(src_dir):
-    raise _missing(src_dir, "SRC_DIR must be the directory of a diffusers UNet2DModel")
-  if not os.path.isdir(src_dir):
-    raise NotADirectoryError(f"{src_dir} is a file: SRC_DIR must be the directory that holds {CONFIG_FILE} and "
-                             f"{WEIGHTS_FILE}")
-  model_dir = src_dir
-  if not os.path.exists(os.path.join(src_dir, CONFIG_FILE)) and os.path.exists(os.path.join(src_dir, "unet",
-                                                                                            CONFIG_FILE)):
-    model_dir = os.path.join(src_dir, "unet")         # a pipeline's directory
-  config = os.path.join(model_dir, CONFIG_FILE)
-  if not os.path.exists(config):
-    raise _missing(config, "the model's config is needed")
-  weights = os.path.join(model_dir, WEIGHTS_FILE)
-  if not os.path.exists(weights):
-    pickle = os.path.join(model_dir, PICKLE_FILE)
-    if os.path.exists(pickle):
-      raise ValueError(f"{pickle} is a PyTorch pickle, which jaxgen does not read (it does not depend on torch); "
-                       f"download {WEIGHTS_FILE} from {HUB_URL} into {model_dir} (or write it with "
-                       f"safetensors.torch.save_file where torch is installed)")
-    raise _missing(weights, "the model's weights are needed")
+  """{'config', 'weights', 'scheduler'} paths of a diffusers model directory (or of a pipeline's, from its
+  `unet/`); scheduler may be None. FileNotFoundError naming the missing path (and where to download the model);
+  ValueError for a directory that holds only the PyTorch pickle."""
+  files = find_model_files(src_dir, kind="a diffusers UNet2DModel", weights_file=WEIGHTS_FILE,
+                           pickle_file=PICKLE_FILE, missing=_missing, subfolder="unet", download=HUB_URL,
+                           config_file=CONFIG_FILE)
+  model_dir = files.pop("dir")
   parent = os.path.dirname(os.path.abspath(model_dir))
   candidates = [os.path.join(model_dir, SCHEDULER_FILE), os.path.join(model_dir, "scheduler", SCHEDULER_FILE),
                 os.path.join(parent, SCHEDULER_FILE), os.path.join(parent, "scheduler", SCHEDULER_FILE)]
-  scheduler = next((p for p in candidates if os.path.exists(p)), None)
-  return {"config": config, "weights": weights, "scheduler": scheduler}
+  files["scheduler"] = next((p for p in candidates if os.path.exists(p)), None)
+  return files
 
 
 def _check_network(network, model: Mapping[str, Any]) -> None:

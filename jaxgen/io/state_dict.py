@@ -51,6 +51,47 @@ def read_json(path: str) -> Dict[str, Any]:
   return value
 
 
+def find_model_files(src_dir: str, *, kind: str, weights_file: str, pickle_file: str, missing,
+                     subfolder: str = "", extra: Tuple[Tuple[str, str, str], ...] = (), download: str = "",
+                     config_file: str = "config.json") -> Dict[str, str]:
+  """{'dir', 'config', 'weights', and each of `extra`'s names} paths of a Hugging Face model directory SRC_DIR
+  (a diffusers/transformers `save_pretrained` layout), or of the `subfolder` of a pipeline's directory (e.g. a
+  Stable Diffusion pipeline's `vae/`).
+
+  `kind` names the model in messages ("a diffusers AutoencoderKL"); `missing(path, what)` makes the converter's
+  FileNotFoundError (naming where to download the model); `extra` = ((name, file, what), ...) for further required
+  files (a tokenizer's vocabulary). NotADirectoryError for a file; ValueError when only the PyTorch pickle
+  `pickle_file` is there (jaxgen does not depend on torch), `download` saying where the safetensors file is.
+  """
+  import os
+  if not os.path.exists(src_dir):
+    raise missing(src_dir, f"SRC_DIR must be the directory of {kind}")
+  if not os.path.isdir(src_dir):
+    names = [config_file, weights_file] + [f for _, f, _ in extra]
+    raise NotADirectoryError(f"{src_dir} is a file: SRC_DIR must be the directory that holds "
+                             f"{', '.join(names[:-1])} and {names[-1]}")
+  model_dir = src_dir
+  if (subfolder and not os.path.exists(os.path.join(src_dir, config_file))
+      and os.path.exists(os.path.join(src_dir, subfolder, config_file))):
+    model_dir = os.path.join(src_dir, subfolder)      # a pipeline's directory
+  files = {"dir": model_dir, "config": os.path.join(model_dir, config_file),
+           "weights": os.path.join(model_dir, weights_file)}
+  if not os.path.exists(files["config"]):
+    raise missing(files["config"], "the model's config is needed")
+  if not os.path.exists(files["weights"]):
+    pickle = os.path.join(model_dir, pickle_file)
+    if os.path.exists(pickle):
+      raise ValueError(f"{pickle} is a PyTorch pickle, which jaxgen does not read (it does not depend on torch); "
+                       f"download {weights_file}{' from ' + download if download else ''} into {model_dir} (or "
+                       "write it with safetensors.torch.save_file where torch is installed)")
+    raise missing(files["weights"], "the model's weights are needed")
+  for name, file, what in extra:
+    files[name] = os.path.join(model_dir, file)
+    if not os.path.exists(files[name]):
+      raise missing(files[name], what)
+  return files
+
+
 def check_destination(dst: str, names: Tuple[str, ...] = ("config.json", "checkpoints")) -> None:
   """FileExistsError when DST is a file or already holds a run (any of `names`)."""
   import os

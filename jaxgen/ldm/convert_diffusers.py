@@ -52,7 +52,8 @@ import numpy as np
 
 from jaxgen.data.specs import DATASETS, dataset_names
 from jaxgen.io.safetensors import read_safetensors
-from jaxgen.io.state_dict import check_destination, check_fit, converter_main, flat_shapes, read_json
+from jaxgen.io.state_dict import (check_destination, check_fit, converter_main, find_model_files, flat_shapes,
+                                  read_json)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -274,27 +275,10 @@ def find_source_files(src_dir: str) -> Dict[str, str]:
   FileNotFoundError naming the missing path (and where to download a model); ValueError for a directory that
   holds only the PyTorch pickle.
   """
-  if not os.path.exists(src_dir):
-    raise _missing(src_dir, "SRC_DIR must be the directory of a diffusers AutoencoderKL")
-  if not os.path.isdir(src_dir):
-    raise NotADirectoryError(f"{src_dir} is a file: SRC_DIR must be the directory that holds {CONFIG_FILE} and "
-                             f"{WEIGHTS_FILE}")
-  model_dir = src_dir
-  if not os.path.exists(os.path.join(src_dir, CONFIG_FILE)) and os.path.exists(os.path.join(src_dir, "vae",
-                                                                                            CONFIG_FILE)):
-    model_dir = os.path.join(src_dir, "vae")          # a pipeline's directory
-  config = os.path.join(model_dir, CONFIG_FILE)
-  if not os.path.exists(config):
-    raise _missing(config, "the model's config is needed")
-  weights = os.path.join(model_dir, WEIGHTS_FILE)
-  if not os.path.exists(weights):
-    pickle = os.path.join(model_dir, PICKLE_FILE)
-    if os.path.exists(pickle):
-      raise ValueError(f"{pickle} is a PyTorch pickle, which jaxgen does not read (it does not depend on torch); "
-                       f"download {WEIGHTS_FILE} into {model_dir} (or write it with safetensors.torch.save_file "
-                       "where torch is installed)")
-    raise _missing(weights, "the model's weights are needed")
-  return {"config": config, "weights": weights}
+  files = find_model_files(src_dir, kind="a diffusers AutoencoderKL", weights_file=WEIGHTS_FILE,
+                           pickle_file=PICKLE_FILE, missing=_missing, subfolder="vae", config_file=CONFIG_FILE)
+  files.pop("dir")
+  return files
 
 
 def scaling_factor(config: Mapping[str, Any]) -> float:
