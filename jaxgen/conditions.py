@@ -4,6 +4,8 @@ A condition is a dict of arrays that share a leading batch axis; None (or {}) me
   label      int32 (B,)       a class id in [0, K); its null value is K, the null class
   tokens     int32 (B, L)     caption token ids, 0-padded; null: all 0 (the empty caption)
   embedding  float32 (B, D)   a vector such as a CLIP embedding; null: zeros
+  token_features  float32 (B, L, W)  per-token features of a caption (a text encoder's outputs, the
+                  context of unCLIP's prior, jaxgen.nn.prior_transformer); null: zeros
 Networks take it as `cond` (`UNet(x, t, cond)`, a GAN generator `(z, cond)`), families as
 `sample(params, rng, num, cond=None)`. A family declares the features it reads from a batch
 (`cond_features`, e.g. ('label',)) and their null values (`cond_nulls`); `from_batch` picks them out of a
@@ -19,7 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-COND_FEATURES = ("label", "tokens", "embedding")
+COND_FEATURES = ("label", "tokens", "embedding", "token_features")
 Cond = Optional[Dict[str, Any]]
 
 

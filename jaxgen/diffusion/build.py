@@ -8,14 +8,15 @@ from __future__ import annotations
 from jaxgen.data.specs import get_dataset_spec
 from jaxgen.diffusion import options as opts
 from jaxgen.diffusion import schedules
-from jaxgen.diffusion.options import DIFFUSION_DEFAULTS, MODEL_DEFAULTS
+from jaxgen.diffusion.options import DIFFUSION_DEFAULTS, MODEL_DEFAULTS, PRIOR_DEFAULTS
 
 
 def _settings(section, defaults):
   return {k: section.get(k, v) for k, v in defaults.items()}
 
 
-NETWORKS = ("unet", "mlp")               # config.model.kind: the U-Net for images, an MLP for vectors
+NETWORKS = ("unet", "mlp", "prior_transformer")   # config.model.kind: the U-Net for images; for vectors an MLP
+                                                  # or unCLIP's prior Transformer (jaxgen.nn.prior_transformer)
 CODECS = ("data", "frozen_autoencoder")  # config.codec.kind: the data set's own values, or a frozen run's latents
 AUTOENCODER_FAMILIES = ("vae", "ldm_autoencoder")   # families giving latent_shape / encode_latents / decode_latents
 
@@ -98,17 +99,19 @@ def validate_ddpm_config(config) -> None:
   if kind == "unet":
     if len(shape) != 3:
       raise ValueError(f"model.kind='unet' denoises images (H, W, C); this run diffuses tensors of shape {shape} "
-                       "(use model.kind='mlp')")
+                       "(use model.kind='mlp' or 'prior_transformer')")
     h, w, _ = shape
     for size in sorted({h, w}):
       check_unet_config(size, m.ch, tuple(m.ch_mult), m.num_groups, tuple(m.attn_resolutions))
   else:
     if len(shape) != 1:
-      raise ValueError(f"model.kind='mlp' denoises vectors (D,); this run diffuses tensors of shape {shape} "
+      raise ValueError(f"model.kind={kind!r} denoises vectors (D,); this run diffuses tensors of shape {shape} "
                        "(use model.kind='unet')")
-    for name in ("hidden", "depth", "temb_dim"):
+    for name in ("hidden", "depth", "temb_dim") if kind == "mlp" else ("width", "depth", "num_heads"):
       if not (isinstance(m.get(name), int) and m.get(name) >= 1):
         raise ValueError(f"model.{name}={m.get(name)!r} must be an int >= 1")
+    if kind == "prior_transformer":
+      _validate_prior(m, spec)
   if not 0.0 <= m.get("dropout", 0.0) < 1.0:
     raise ValueError(f"model.dropout={m.dropout} must lie in [0, 1)")
   d = config.diffusion
@@ -144,16 +147,55 @@ def validate_ddpm_config(config) -> None:
   if k and k != spec.num_classes:
     raise ValueError(f"model.num_classes={k} but {spec.name} has {spec.num_classes} classes (or use 0)")
   text = _validate_text(ms, spec, kind)
-  if not (k or text) and s["guidance"]:
-    raise ValueError(f"diffusion.guidance={s['guidance']} needs a conditional model (model.num_classes > 0 or "
-                     "model.text_vocab > 0)")
-  if (k or text) and s["label_dropout"] == 0 and s["guidance"]:
+  prior = _settings(m, PRIOR_DEFAULTS)
+  prior_cond = kind == "prior_transformer" and bool(prior["text_embed_dim"] or prior["num_tokens"])
+  if not (k or text or prior_cond) and s["guidance"]:
+    raise ValueError(f"diffusion.guidance={s['guidance']} needs a conditional model (model.num_classes > 0, "
+                     "model.text_vocab > 0, or a prior_transformer's model.text_embed_dim / num_tokens > 0)")
+  if (k or text or prior_cond) and s["label_dropout"] == 0 and s["guidance"]:
     raise ValueError(f"diffusion.guidance={s['guidance']} needs label_dropout > 0: without it the null condition "
                      "is never trained")
   if ms["dtype"] not in opts.COMPUTE_DTYPES:
     raise ValueError(f"model.dtype={ms['dtype']!r}; choose one of: {', '.join(opts.COMPUTE_DTYPES)}")
   if ms["downsample_padding"] not in (0, 1):
     raise ValueError(f"model.downsample_padding={ms['downsample_padding']!r}; choose 0 (bottom/right) or 1 (all sides)")
+
+
+def _validate_prior(m, spec) -> None:
+  """model.* of model.kind='prior_transformer' (unCLIP's prior): its geometry, and its conditions against the
+  data set's per-example features (a condition the data set does not hold could never be trained)."""
+  p = _settings(m, PRIOR_DEFAULTS)
+  if m.width % m.num_heads:
+    raise ValueError(f"model.width={m.width} is not divisible by model.num_heads={m.num_heads}")
+  if not (isinstance(p["mlp_ratio"], (int, float)) and not isinstance(p["mlp_ratio"], bool) and p["mlp_ratio"] > 0):
+    raise ValueError(f"model.mlp_ratio={p['mlp_ratio']!r} must be > 0")
+  if m.get("num_classes", 0):
+    raise ValueError(f"model.num_classes={m.num_classes}: model.kind='prior_transformer' has no class embedding "
+                     "(use 0; it is conditioned by model.text_embed_dim / num_tokens)")
+  if m.get("dropout", 0.0):
+    raise ValueError(f"model.dropout={m.dropout}: model.kind='prior_transformer' has no dropout (use 0)")
+  for name in ("text_embed_dim", "num_tokens", "token_dim"):
+    if isinstance(p[name], bool) or not (isinstance(p[name], int) and p[name] >= 0):
+      raise ValueError(f"model.{name}={p[name]!r} must be an int >= 0 (0: no such condition)")
+  if bool(p["num_tokens"]) != bool(p["token_dim"]):
+    raise ValueError(f"model.num_tokens={p['num_tokens']}, model.token_dim={p['token_dim']}: set both (the "
+                     "token features' length and width) or neither")
+  shapes = dict(spec.feature_shapes)
+  for feature, need in (("embedding", (p["text_embed_dim"],)), ("token_features", (p["num_tokens"], p["token_dim"]))):
+    if not need[0]:
+      continue
+    if tuple(shapes.get(feature, ())) != need:
+      field = "text_embed_dim" if feature == "embedding" else "num_tokens"
+      have = f"holds it with shape {tuple(shapes[feature])}" if feature in shapes else "has no such feature"
+      raise ValueError(f"model.{field}={need[0]}: the prior reads batch[{feature!r}] of shape {need}; "
+                       f"data.name={spec.name!r} {have} (use 0)")
+
+
+def prior_kwargs(model, event_shape) -> dict:
+  """jaxgen.nn.prior_transformer.PriorTransformer's arguments from config.model and the event shape (D,)."""
+  import jax.numpy as jnp
+  return dict(width=model["width"], depth=model["depth"], num_heads=model["num_heads"], embed_dim=event_shape[0],
+              dtype=jnp.dtype(model.get("dtype", MODEL_DEFAULTS["dtype"])), **_settings(model, PRIOR_DEFAULTS))
 
 
 def _validate_text(ms, spec, kind) -> bool:
@@ -219,6 +261,9 @@ def make_ddpm(config):
   if m.get("kind", "unet") == "unet":
     from jaxgen.nn.unet import UNet
     network = UNet(**unet_kwargs(m))
+  elif m.kind == "prior_transformer":       # unCLIP's prior: a causal Transformer over [caption, t, x, query]
+    from jaxgen.nn.prior_transformer import PriorTransformer
+    network = PriorTransformer(**prior_kwargs(m, event_shape(config)))
   else:
     from jaxgen.nn.mlp import MLPDenoiser
     network = MLPDenoiser(hidden=m.hidden, depth=m.depth, temb_dim=m.temb_dim, num_classes=ms["num_classes"],

@@ -10,10 +10,11 @@ functions of a params pytree. The trainer calls `init`, differentiates `loss` an
 - `prediction`: the network predicts eps, x0 or v; `loss_weighting` (+ `min_snr_gamma`) weights the loss
   (jaxgen.diffusion.parameterisation).
 - Conditional (`cond_features`, the network's: ('label',) when num_classes > 0, ('tokens',) for a U-Net with
-  text cross-attention, or both): the network takes a condition dict (jaxgen.conditions) read from the batch; in training each example's condition is replaced by its null value
-  with probability `label_dropout` (the null class for labels), and sampling applies classifier-free guidance
-  (Ho & Salimans 2022, jaxgen.diffusion.guidance) with scale w: eps = (1 + w) eps(x, c) - w eps(x, null);
-  w = 0 is the plain conditional model.
+  text cross-attention, or both; ('embedding',) and/or ('token_features',) for unCLIP's prior): the network
+  takes a condition dict (jaxgen.conditions) read from the batch; in training each example's condition is
+  replaced by its null value with probability `label_dropout` (the null class for labels), and sampling
+  applies classifier-free guidance (Ho & Salimans 2022, jaxgen.diffusion.guidance) with scale w:
+  eps = (1 + w) eps(x, c) - w eps(x, null); w = 0 is the plain conditional model.
 - `sample` runs the sampler named by `sampler` ('ancestral' or 'ddim') over `sample_steps` timesteps spaced by
   `timestep_spacing` (jaxgen.diffusion.samplers); each can be overridden per call.
 """
@@ -71,7 +72,7 @@ class DDPM:
 
   @property
   def cond_nulls(self) -> Dict[str, Any]:
-    return {"label": self.num_classes, "tokens": 0, "embedding": 0.0}
+    return {"label": self.num_classes, "tokens": 0, "embedding": 0.0, "token_features": 0.0}
 
   def default_cond(self, num: int):
     """The conditions of a sample grid: classes in equal consecutive runs (one row per class); captions
@@ -86,6 +87,9 @@ class DDPM:
         raise ValueError("a text-conditional DDPM draws its grid from grid_tokens (captions); none were given")
       rows = conditions.grid_labels(num, len(self.grid_tokens))
       cond["tokens"] = jnp.asarray(self.grid_tokens, jnp.int32)[rows]
+    given = [f for f in ("embedding", "token_features") if f in self.cond_features]
+    if given:
+      raise ValueError(f"a DDPM conditioned on {tuple(given)} has no default sample grid; pass the condition")
     return cond
 
   def _example_cond(self):
@@ -94,6 +98,10 @@ class DDPM:
       cond["label"] = jnp.zeros((1,), jnp.int32)
     if "tokens" in self.cond_features:
       cond["tokens"] = jnp.zeros((1, self.network.text_max_len), jnp.int32)
+    if "embedding" in self.cond_features:                 # unCLIP's prior (jaxgen.nn.prior_transformer)
+      cond["embedding"] = jnp.zeros((1, self.network.text_embed_dim), jnp.float32)
+    if "token_features" in self.cond_features:
+      cond["token_features"] = jnp.zeros((1, self.network.num_tokens, self.network.token_dim), jnp.float32)
     return cond or None
 
   def _net_params(self, params):
