@@ -40,6 +40,28 @@ def _wait(predicate, timeout, what):
   raise AssertionError(f"timed out waiting for {what}")
 
 
+def _hold_until_all_log(root, before, timeout, what):
+  """Wait until every good point has logged past `before`, pausing (SIGSTOP) each that gets there first until
+  the others catch up: on a loaded machine one point's start-up can outlast the other's whole run."""
+  held = {}
+  try:
+    def caught_up():
+      for n in GOOD:
+        if n not in held and _logged(root, n) > before[n]:
+          record = runner._read_json(os.path.join(root, n, runner.STATUS_FILE)) or {}
+          if record.get("status") == "running" and record.get("pid"):
+            held[n] = int(record["pid"])
+            os.kill(held[n], signal.SIGSTOP)
+      return len(held) == len(GOOD)
+    _wait(caught_up, timeout, what)
+  finally:
+    for pid in held.values():
+      try:
+        os.kill(pid, signal.SIGCONT)
+      except ProcessLookupError:
+        pass
+
+
 def _status(root, name):
   return runner.point_status(os.path.join(root, name))
 
@@ -52,7 +74,7 @@ def test_sweep_survives_ctrl_c_and_kill_9_and_reports_a_failed_point(tmp_path):
   proc = subprocess.Popen(_command(root), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
   try:
-    _wait(lambda: all(_logged(root, n) >= 1 for n in GOOD), 180, "both points to log a step")
+    _hold_until_all_log(root, {n: 0 for n in GOOD}, 180, "both points to log a step")
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
   finally:
@@ -68,7 +90,7 @@ def test_sweep_survives_ctrl_c_and_kill_9_and_reports_a_failed_point(tmp_path):
                           text=True)
   try:
     before = {n: _logged(root, n) for n in GOOD}
-    _wait(lambda: all(_logged(root, n) > before[n] for n in GOOD), 180, "both points to resume and log")
+    _hold_until_all_log(root, before, 180, "both points to resume and log")
     proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate(timeout=30)
   finally:
