@@ -1,11 +1,12 @@
 """Every registered family on its smoke config honours the family contract (jaxgen.train.family):
-init and two train steps through the trainer's optimizer path, a checkpoint, resume equal to an uninterrupted run,
-samples of the right shape and range, metric names in the '<section>/<name>' scheme, and logged learning rates
+init and two train steps through the trainer's optimizer path, checkpoints, resume from step 1 equal to the
+uninterrupted run, samples of the right shape and range, metric names in the '<section>/<name>' scheme, and logged learning rates
 that are the optimizer's."""
 import fnmatch
 import importlib
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -62,6 +63,7 @@ def test_every_family_is_covered():
 def test_family_conformance(case, tmp_path):
   module, overrides = CASES[case]
   config = _config(module, overrides, steps=2)
+  config.checkpoint_every = 1
   family, straight = _train(config, tmp_path / "straight", with_evals=True)
   assert isinstance(family, (Family, MultiStepFamily))
   entry = registry.family_entry(config.family)
@@ -70,10 +72,12 @@ def test_family_conformance(case, tmp_path):
   assert not hasattr(family, "train_step") and not hasattr(family, "make_optimizer")   # the trainer owns the update
   assert int(straight.step) == 2
 
-  # one step, then the same command with two steps on the same workdir: resumes from the checkpoint of step 1
-  _train(_config(module, overrides, steps=1), tmp_path / "resumed")
+  # the straight run's workdir as it stood after step 1 (its checkpoint of step 1, that of step 2 removed), then
+  # the same command on it: resumes from the checkpoint of step 1
+  shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+  shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "2")
   _, resumed = _train(config, tmp_path / "resumed")
-  assert int(resumed.step) == 2
+  assert int(resumed.step) == 2 and (tmp_path / "resumed" / "checkpoints" / "2").is_dir()   # step 2 trained again
   a = jax.tree.leaves((straight.params, straight.ema_params, straight.opt_state))
   b = jax.tree.leaves((resumed.params, resumed.ema_params, resumed.opt_state))
   assert len(a) == len(b)
