@@ -1,7 +1,7 @@
 """Every registered family on its smoke config honours the family contract (jaxgen.train.family):
 init and two train steps through the trainer's optimizer path, checkpoints, resume from step 1 equal to the
-uninterrupted run, samples of the right shape and range, metric names in the '<section>/<name>' scheme, and logged learning rates
-that are the optimizer's."""
+uninterrupted run, samples of the right shape and range, metric names in the '<section>/<name>' scheme, and
+logged learning rates that are the optimizer's."""
 import fnmatch
 import importlib
 import json
