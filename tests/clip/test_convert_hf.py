@@ -20,7 +20,7 @@ from seeded import seeded_state_dict  # noqa: E402
 from jaxgen.clip import api  # noqa: E402
 from jaxgen.clip import convert_hf as ch  # noqa: E402
 from jaxgen.clip.tokenizer import BPETokenizer, run_tokenizer, WordTokenizer  # noqa: E402
-from jaxgen.io.safetensors import write_safetensors  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402
 
 HF_DIR = os.path.join(FIXTURES, "clip_hf")
 TINY = np.load(os.path.join(FIXTURES, "clip_hf_fixture.npz"))
@@ -53,7 +53,7 @@ def write_source(directory, *, config=None, weights=True):
   for name in ("vocab.json", "merges.txt"):
     shutil.copyfile(os.path.join(HF_DIR, name), directory / name)
   if weights:
-    write_safetensors(str(directory / ch.WEIGHTS_FILE), state_dict(), metadata={"format": "pt"})
+    save_file(state_dict(), str(directory / ch.WEIGHTS_FILE), metadata={"format": "pt"})
   return directory
 
 

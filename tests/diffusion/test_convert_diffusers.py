@@ -18,7 +18,7 @@ from seeded import seeded_state_dict  # noqa: E402
 from jaxgen.diffusion import convert_diffusers as cd  # noqa: E402
 from jaxgen.diffusion import diffusers_config as dc  # noqa: E402
 from jaxgen.diffusion.build import unet_kwargs  # noqa: E402
-from jaxgen.io.safetensors import write_safetensors  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402
 from jaxgen.nn.unet import UNet, count_params  # noqa: E402
 
 TINY = np.load(os.path.join(FIXTURES, "diffusers_fixture.npz"))
@@ -46,7 +46,7 @@ def write_source(directory, *, config=None, weights=True, scheduler=True):
     (directory / "scheduler_config.json").write_text(json.dumps(dict(CIFAR10_SCHEDULER, num_train_timesteps=50,
                                                                      variance_type="fixed_small")))
   if weights:
-    write_safetensors(str(directory / cd.WEIGHTS_FILE), seeded_state_dict(TINY_SHAPES, int(TINY["seed"])),
+    save_file(seeded_state_dict(TINY_SHAPES, int(TINY["seed"])), str(directory / cd.WEIGHTS_FILE),
                          metadata={"format": "pt"})
   return directory
 

@@ -1,11 +1,12 @@
-"""jaxgen.io.safetensors against a file written by the safetensors library (tests/fixtures/
-make_diffusers_fixture.py made it), a round trip, and damaged files named."""
+"""jaxgen.io.safetensors (the `safetensors` package underneath) on a file the library wrote from torch
+(tests/fixtures/make_diffusers_fixture.py made it, bfloat16 included), and damaged files named."""
 import os
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
-from jaxgen.io.safetensors import read_safetensors, write_safetensors
+from jaxgen.io.safetensors import read_safetensors
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 
@@ -20,7 +21,7 @@ SAFETENSORS_TENSORS = {
 }
 
 
-def test_safetensors_reader_reads_the_library_file():
+def test_safetensors_reader_reads_the_library_file_and_widens_bfloat16():
   tensors = read_safetensors(os.path.join(FIXTURES, "diffusers_tensors.safetensors"))
   assert sorted(tensors) == sorted(SAFETENSORS_TENSORS)
   for name, want in SAFETENSORS_TENSORS.items():
@@ -28,20 +29,13 @@ def test_safetensors_reader_reads_the_library_file():
     np.testing.assert_array_equal(tensors[name], want)
 
 
-def test_safetensors_round_trip_and_damaged_files(tmp_path):
-  tensors = {k: v for k, v in SAFETENSORS_TENSORS.items() if k != "c.bf16"}
+def test_damaged_safetensors_files_are_named(tmp_path):
   path = str(tmp_path / "t.safetensors")
-  write_safetensors(path, tensors, metadata={"format": "pt"})
-  back = read_safetensors(path)
-  assert sorted(back) == sorted(tensors)
-  for name, want in tensors.items():
-    assert back[name].dtype == want.dtype
-    np.testing.assert_array_equal(back[name], want)
+  save_file({k: v for k, v in SAFETENSORS_TENSORS.items() if k != "c.bf16"}, path, metadata={"format": "pt"})
   data = open(path, "rb").read()
-  assert (8 + int.from_bytes(data[:8], "little")) % 8 == 0
   open(path, "wb").write(data[:-3])                  # truncated
-  with pytest.raises(ValueError, match="not a valid safetensors file: tensor 'f.u8'"):
+  with pytest.raises(ValueError, match=f"{path} is not a valid safetensors file"):
     read_safetensors(path)
   open(path, "wb").write(b"\xff" * 20)
-  with pytest.raises(ValueError, match="not a valid safetensors file: header length"):
+  with pytest.raises(ValueError, match="not a valid safetensors file: .*header too large"):
     read_safetensors(path)

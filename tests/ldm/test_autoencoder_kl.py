@@ -17,7 +17,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 sys.path.insert(0, FIXTURES)
 from seeded import seeded_state_dict  # noqa: E402
 
-from jaxgen.io.safetensors import write_safetensors  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402
 from jaxgen.ldm import convert_diffusers as cd  # noqa: E402
 from jaxgen.nn.autoencoder_kl import AutoencoderKL, kl_divergence, sample_posterior  # noqa: E402
 
@@ -41,7 +41,7 @@ def inputs():
 def tiny(tmp_path_factory):
   """The tiny model's weights written as safetensors, read back, mapped, and run once (one jit)."""
   path = str(tmp_path_factory.mktemp("vae") / cd.WEIGHTS_FILE)
-  write_safetensors(path, seeded_state_dict(TINY_SHAPES, int(TINY["seed"])), metadata={"format": "pt"})
+  save_file(seeded_state_dict(TINY_SHAPES, int(TINY["seed"])), path, metadata={"format": "pt"})
   module = cd.module_from_diffusers_config(TINY_CONFIG)
   params = cd.params_from_diffusers(cd.read_weights(path), TINY_CONFIG)
   x, z = inputs()
@@ -232,7 +232,7 @@ def _diffusers_dir(root, config=None, weights=True, pickle=False):
   with open(os.path.join(root, cd.CONFIG_FILE), "w") as f:
     json.dump(TINY_CONFIG if config is None else config, f)
   if weights:
-    write_safetensors(os.path.join(root, cd.WEIGHTS_FILE), seeded_state_dict(TINY_SHAPES, int(TINY["seed"])),
+    save_file(seeded_state_dict(TINY_SHAPES, int(TINY["seed"])), os.path.join(root, cd.WEIGHTS_FILE),
                       metadata={"format": "pt"})
   if pickle:
     open(os.path.join(root, cd.PICKLE_FILE), "wb").close()
