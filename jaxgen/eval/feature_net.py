@@ -139,7 +139,7 @@ def train_feature_net(name: str, train: Dict[str, np.ndarray], test: Dict[str, n
     return sum(optax.softmax_cross_entropy_with_integer_labels(logits[k], batch[k]).mean() for k in heads)
 
   params = fit_by_minibatches(loss, params, optax.adam(learning_rate), {"image": train["image"], **y_train},
-                              steps=steps, batch_size=batch_size, seed=seed)
+                              steps=steps, batch_size=batch_size, seed=seed, progress=f"{name} feature network")
   model = FeatureNet(name, params, {})
   pred = model.predict(test["image"])
   model.test_accuracy = {k: float(np.mean(pred[k] == y_test[k])) for k in heads}
