@@ -76,6 +76,30 @@ class FeatureCNN(nn.Module):
     return feats, {k: nn.Dense(n, name=f"head_{k}")(feats) for k, n in self.heads.items()}
 
 
+def padded_outputs(apply, images, batch_size: int, *, progress: Optional[str] = None, log=None):
+  """(features, {head: logits}) as numpy of apply(batch) -> (features, {head: logits}) over `images` in batches of
+  `batch_size`, the last one padded with copies of its last image whose outputs are dropped: one compiled shape
+  for any N, each image's outputs its own (the network is in inference mode). `progress`: the pass's name in
+  progress lines (jaxgen.train.logging.TaskProgress, to `log`); None: silent."""
+  bar = None
+  if progress is not None:
+    from jaxgen.train.logging import TaskProgress
+    bar = TaskProgress(len(images), progress, "img", log=log, note=f"batches of {batch_size}; the first may compile")
+  feats, logits = [], {}
+  for i in range(0, len(images), batch_size):
+    batch = np.asarray(images[i:i + batch_size])
+    n = len(batch)
+    if n < batch_size:
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+    f, out = apply(batch)
+    feats.append(np.asarray(f)[:n])
+    for k, v in out.items():
+      logits.setdefault(k, []).append(np.asarray(v)[:n])
+    if bar is not None:
+      bar.update(n)
+  return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
+
+
 def _to_input(images):
   x = jnp.asarray(images)
   return x.astype(jnp.float32) / 127.5 - 1.0 if x.dtype == jnp.uint8 else jnp.clip(x.astype(jnp.float32), -1, 1)
@@ -98,21 +122,10 @@ class FeatureNet:
     """One compiled forward per network (not a new jax.jit per call)."""
     return jax.jit(lambda p, x: self.network.apply({"params": p}, _to_input(x)))
 
-  def outputs(self, images):
-    """(features (N, 128), {head: logits (N, classes)}) as numpy, in batches of batch_size, the last one padded
-    with copies of its last image whose outputs are dropped (one compiled shape for any N; each image's outputs
-    are its own)."""
-    feats, logits = [], {k: [] for k in heads_for(self.name)}
-    for i in range(0, len(images), self.batch_size):
-      batch = np.asarray(images[i:i + self.batch_size])
-      n = len(batch)
-      if n < self.batch_size:
-        batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - n, axis=0)])
-      f, out = self._jitted(self.params, batch)
-      feats.append(np.asarray(f)[:n])
-      for k in logits:
-        logits[k].append(np.asarray(out[k])[:n])
-    return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
+  def outputs(self, images, *, progress: Optional[str] = None, log=None):
+    """(features (N, 128), {head: logits (N, classes)}) as numpy, in padded batches of batch_size
+    (`padded_outputs`: one compiled shape for any N; each image's outputs are its own; `progress`: its lines)."""
+    return padded_outputs(lambda b: self._jitted(self.params, b), images, self.batch_size, progress=progress, log=log)
 
   def _apply(self, images):
     feats, logits = self.outputs(images)
