@@ -193,7 +193,7 @@ def print_progress(message: str) -> None:
 
 
 def _rate_text(rate: float) -> str:
-  return f"{rate:.1f}" if rate >= 10 else f"{rate:.3g}"
+  return f"{rate:.0f}" if rate >= 1000 else f"{rate:.1f}" if rate >= 10 else f"{rate:.3g}"
 
 
 class TaskProgress:
