@@ -60,9 +60,10 @@ def _generative_classifier_eval(config, model, workdir: str, kind: str, make_cla
     classify = make_classify(state.ema_params, log_prior)
     bs = config.eval.batch_size
     from jaxgen.train.logging import TaskProgress
-    bar = TaskProgress(len(test["image"]), f"{kind} classifier", "img", note=f"batches of {bs}; the first compiles")
+    n = len(test["image"])
+    bar = TaskProgress(n, f"{kind} classifier", "img", note=f"batches of {min(bs, n)}; the first compiles")
     preds = []
-    for i in range(0, len(test["image"]), bs):
+    for i in range(0, n, bs):
       preds.append(np.asarray(classify(test["image"][i:i + bs])[0]))
       bar.update(len(preds[-1]))
     preds = np.concatenate(preds)
