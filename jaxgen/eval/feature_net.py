@@ -198,11 +198,12 @@ def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
     template = FeatureCNN(heads_for(name)).init(jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(info["image_shape"])))
     params = serialization.from_bytes(template["params"], open(params_path, "rb").read())
     return FeatureNet(name, params, info["test_accuracy"], cache=directory)
-  print(f"training the {name} feature network ({steps} steps, once; cached in {directory})", flush=True)
+  from jaxgen.train.logging import print_progress      # stderr: experiments.evaluate's stdout is its JSON record
+  print_progress(f"training the {name} feature network ({steps} steps, once; cached in {directory})")
   train, test = load_split(config, "train"), load_heldout(config)
   model = train_feature_net(name, train, test, steps=steps)
-  print(f"{name} feature network: held-out accuracy " +
-        ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()), flush=True)
+  print_progress(f"{name} feature network: held-out accuracy " +
+                 ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()))
   model.cache = directory
   os.makedirs(directory, exist_ok=True)
   # Each file appears whole (temporary name, then rename); the temporary names are per process, so commands
