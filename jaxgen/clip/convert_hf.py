@@ -356,6 +356,9 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
   config = run_config(hf_config, pad_token, preprocessor)
   _check_tokenizer(files["vocab"], config.model, pad_token)
   check_destination(dst, ("config.json", "checkpoints", TOKENIZER_DIR))
+  from jaxgen.train.logging import TaskProgress
+  stages = TaskProgress(3, "convert", quiet_start=True)      # a line as each stage starts, on stderr
+  stages.stage(f"reading {files['weights']} ({os.path.getsize(files['weights']) / 2**20:.1f} MiB)")
   state_dict = read_safetensors(files["weights"])
 
   from jaxgen import registry
@@ -372,6 +375,7 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
 
   registry.validate_config(config)
   family = registry.resolve(registry.family_entry(config.family).build)(config)
+  stages.stage(f"converting {len(state_dict)} tensors into the family's parameters and checking them")
   mesh = parallel.make_data_mesh()
   abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
   params = convert_state_dict(state_dict, flat_shapes(abstract.params))
@@ -385,6 +389,7 @@ def convert(src_dir: str, dst: str) -> Dict[str, Any]:
     raise AssertionError("the converted train state does not fit the family's (a bug of the converter)")
   state = jax.device_put(state, parallel.replicated(mesh))
 
+  stages.stage(f"writing the tokenizer and the step-0 checkpoint to {dst}")
   os.makedirs(os.path.join(dst, TOKENIZER_DIR))
   for name in ("vocab", "merges"):
     shutil.copyfile(files[name], os.path.join(dst, TOKENIZER_DIR, os.path.basename(files[name])))

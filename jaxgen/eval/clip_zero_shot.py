@@ -151,12 +151,16 @@ def make_clip_zero_shot_eval(config, family, workdir=None):
   prompts = {a: class_prompts(a) for a in ATTRIBUTES}
 
   def eval_fn(state, step):
+    from jaxgen.train.logging import TaskProgress
     params = state.ema_params if e.get("use_ema", False) else state.params
+    stages = TaskProgress(len(prompts) + 2, "clip zero-shot", quiet_start=True)    # a line as each stage starts
+    stages.stage(f"encoding {len(test['image'])} held-out and {len(train['image'])} training images")
     enc = lambda x: encode_images(family, x, params, e.batch_size)   # noqa: E731
     img_test, img_train = enc(test["image"]), enc(train["image"])
     out = {"num_single_object": float(single_test.sum())}
     for a, per_class in prompts.items():
       flat = [p for ps in per_class for p in ps]
+      stages.stage(f"{a}: {len(flat)} prompts, zero-shot and a linear probe ({e.probe_steps} steps)")
       cls = np.repeat(np.arange(len(per_class)), [len(ps) for ps in per_class])
       txt = encode_text(family, tokenize(flat), params, e.batch_size)
       te, tr = (np.ones_like(single_test), np.ones_like(single_train)) if a == "count" else (single_test, single_train)
@@ -168,6 +172,7 @@ def make_clip_zero_shot_eval(config, family, workdir=None):
                            learning_rate=e.probe_learning_rate)
       out[f"probe_{a}_accuracy"] = float(np.mean(probe == y_test[a][te]))
       out[f"{a}_chance"] = 1.0 / len(per_class)
+    stages.stage(f"retrieval over {len(test['tokens'])} held-out captions")
     out.update(retrieval_metrics(img_test, encode_text(family, test["tokens"], params, e.batch_size), test["tokens"]))
     return {f"test/{k}": v for k, v in out.items()}
   return eval_fn

@@ -76,6 +76,30 @@ class FeatureCNN(nn.Module):
     return feats, {k: nn.Dense(n, name=f"head_{k}")(feats) for k, n in self.heads.items()}
 
 
+def padded_outputs(apply, images, batch_size: int, *, progress: Optional[str] = None, log=None):
+  """(features, {head: logits}) as numpy of apply(batch) -> (features, {head: logits}) over `images` in batches of
+  `batch_size`, the last one padded with copies of its last image whose outputs are dropped: one compiled shape
+  for any N, each image's outputs its own (the network is in inference mode). `progress`: the pass's name in
+  progress lines (jaxgen.train.logging.TaskProgress, to `log`); None: silent."""
+  bar = None
+  if progress is not None:
+    from jaxgen.train.logging import TaskProgress
+    bar = TaskProgress(len(images), progress, "img", log=log, note=f"batches of {batch_size}; the first may compile")
+  feats, logits = [], {}
+  for i in range(0, len(images), batch_size):
+    batch = np.asarray(images[i:i + batch_size])
+    n = len(batch)
+    if n < batch_size:
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+    f, out = apply(batch)
+    feats.append(np.asarray(f)[:n])
+    for k, v in out.items():
+      logits.setdefault(k, []).append(np.asarray(v)[:n])
+    if bar is not None:
+      bar.update(n)
+  return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
+
+
 def _to_input(images):
   x = jnp.asarray(images)
   return x.astype(jnp.float32) / 127.5 - 1.0 if x.dtype == jnp.uint8 else jnp.clip(x.astype(jnp.float32), -1, 1)
@@ -98,21 +122,10 @@ class FeatureNet:
     """One compiled forward per network (not a new jax.jit per call)."""
     return jax.jit(lambda p, x: self.network.apply({"params": p}, _to_input(x)))
 
-  def outputs(self, images):
-    """(features (N, 128), {head: logits (N, classes)}) as numpy, in batches of batch_size, the last one padded
-    with copies of its last image whose outputs are dropped (one compiled shape for any N; each image's outputs
-    are its own)."""
-    feats, logits = [], {k: [] for k in heads_for(self.name)}
-    for i in range(0, len(images), self.batch_size):
-      batch = np.asarray(images[i:i + self.batch_size])
-      n = len(batch)
-      if n < self.batch_size:
-        batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - n, axis=0)])
-      f, out = self._jitted(self.params, batch)
-      feats.append(np.asarray(f)[:n])
-      for k in logits:
-        logits[k].append(np.asarray(out[k])[:n])
-    return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
+  def outputs(self, images, *, progress: Optional[str] = None, log=None):
+    """(features (N, 128), {head: logits (N, classes)}) as numpy, in padded batches of batch_size
+    (`padded_outputs`: one compiled shape for any N; each image's outputs are its own; `progress`: its lines)."""
+    return padded_outputs(lambda b: self._jitted(self.params, b), images, self.batch_size, progress=progress, log=log)
 
   def _apply(self, images):
     feats, logits = self.outputs(images)
@@ -139,7 +152,7 @@ def train_feature_net(name: str, train: Dict[str, np.ndarray], test: Dict[str, n
     return sum(optax.softmax_cross_entropy_with_integer_labels(logits[k], batch[k]).mean() for k in heads)
 
   params = fit_by_minibatches(loss, params, optax.adam(learning_rate), {"image": train["image"], **y_train},
-                              steps=steps, batch_size=batch_size, seed=seed)
+                              steps=steps, batch_size=batch_size, seed=seed, progress=f"{name} feature network")
   model = FeatureNet(name, params, {})
   pred = model.predict(test["image"])
   model.test_accuracy = {k: float(np.mean(pred[k] == y_test[k])) for k in heads}
@@ -185,11 +198,12 @@ def load_feature_net(config, *, steps: Optional[int] = None) -> FeatureNet:
     template = FeatureCNN(heads_for(name)).init(jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(info["image_shape"])))
     params = serialization.from_bytes(template["params"], open(params_path, "rb").read())
     return FeatureNet(name, params, info["test_accuracy"], cache=directory)
-  print(f"training the {name} feature network ({steps} steps, once; cached in {directory})", flush=True)
+  from jaxgen.train.logging import print_progress      # stderr: experiments.evaluate's stdout is its JSON record
+  print_progress(f"training the {name} feature network ({steps} steps, once; cached in {directory})")
   train, test = load_split(config, "train"), load_heldout(config)
   model = train_feature_net(name, train, test, steps=steps)
-  print(f"{name} feature network: held-out accuracy " +
-        ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()), flush=True)
+  print_progress(f"{name} feature network: held-out accuracy " +
+                 ", ".join(f"{k} {v:.4f}" for k, v in model.test_accuracy.items()))
   model.cache = directory
   os.makedirs(directory, exist_ok=True)
   # Each file appears whole (temporary name, then rename); the temporary names are per process, so commands

@@ -39,9 +39,15 @@ def make_ldm_reconstruction_eval(config, family, workdir=None):
   graded = space_name in ("digits", "shapes")
 
   def eval_fn(state, step):
+    from jaxgen.train.logging import TaskProgress
     images = held["image"]
-    out = np.concatenate([np.asarray(recon(state.ema_params, images[i:i + batch_size]))
-                          for i in range(0, len(images), batch_size)])
+    bar = TaskProgress(len(images), "reconstructions", "img",
+                       note=f"batches of {min(batch_size, len(images))}; the first may compile")
+    out = []
+    for i in range(0, len(images), batch_size):
+      out.append(np.asarray(recon(state.ema_params, images[i:i + batch_size])))
+      bar.update(len(out[-1]))
+    out = np.concatenate(out)
     x = images.astype(np.float32) / 127.5 - 1.0
     metrics = {"test/psnr": float(np.mean(np.asarray(psnr(jnp.asarray(x), jnp.asarray(out))))),
                "test/num_examples": float(len(images))}

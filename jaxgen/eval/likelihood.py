@@ -6,14 +6,17 @@ shape and cuts the padding from the result, so every example is scored exactly o
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import jax
 import numpy as np
 
 
-def evaluate_per_example(fn: Callable, arrays: Dict[str, np.ndarray], batch_size: int, rng=None) -> np.ndarray:
-  """fn(batch_dict, rng_or_None) -> (b,) per-example values; returns all N values (N = len of the arrays)."""
+def evaluate_per_example(fn: Callable, arrays: Dict[str, np.ndarray], batch_size: int, rng=None, *,
+                         progress: Optional[str] = None, note: str = "", unit: str = "ex", log=None) -> np.ndarray:
+  """fn(batch_dict, rng_or_None) -> (b,) per-example values; returns all N values (N = len of the arrays).
+  `progress`: the task's name in progress lines (jaxgen.train.logging.TaskProgress, to `log`; `note` on the
+  first); None: silent."""
   if batch_size < 1:
     raise ValueError(f"batch_size={batch_size} must be >= 1")
   sizes = {k: len(v) for k, v in arrays.items()}
@@ -22,6 +25,10 @@ def evaluate_per_example(fn: Callable, arrays: Dict[str, np.ndarray], batch_size
   n = next(iter(sizes.values()))
   if n == 0:
     raise ValueError("nothing to evaluate: the arrays are empty")
+  bar = None
+  if progress is not None:
+    from jaxgen.train.logging import TaskProgress
+    bar = TaskProgress(n, progress, unit, log=log, note=f"{note}batches of {batch_size}; the first may compile")
   out = []
   for i, start in enumerate(range(0, n, batch_size)):
     batch = {k: np.asarray(v[start:start + batch_size]) for k, v in arrays.items()}
@@ -30,6 +37,8 @@ def evaluate_per_example(fn: Callable, arrays: Dict[str, np.ndarray], batch_size
       batch = {k: np.concatenate([v, np.repeat(v[:1], batch_size - b, axis=0)]) for k, v in batch.items()}
     key = None if rng is None else jax.random.fold_in(rng, i)
     out.append(np.asarray(fn(batch, key))[:b])
+    if bar is not None:
+      bar.update(b)
   return np.concatenate(out)
 
 
@@ -51,11 +60,12 @@ def make_flow_heldout_eval(config, flow, workdir=None):
     nll = jax.jit(lambda p, b, k: flow.nll(p, b["points"]))
     arrays, rng, name = spec_split, None, "nll_nats"
 
-  def mean_nll(params) -> float:
-    return float(np.mean(evaluate_per_example(lambda b, k: nll(params, b, k), arrays, batch_size, rng)))
+  def mean_nll(params, which) -> float:
+    return float(np.mean(evaluate_per_example(lambda b, k: nll(params, b, k), arrays, batch_size, rng,
+                                              progress=f"held-out {name} ({which} params)")))
 
   def eval_fn(state, step):
-    return {f"test/{name}": mean_nll(state.ema_params), f"test/{name}_raw": mean_nll(state.params),
+    return {f"test/{name}": mean_nll(state.ema_params, "EMA"), f"test/{name}_raw": mean_nll(state.params, "raw"),
             "test/num_examples": float(len(next(iter(arrays.values()))))}
   return eval_fn
 
@@ -77,7 +87,8 @@ def make_vae_heldout_eval(config, vae, workdir=None):
 
   def eval_fn(state, step):
     fn = lambda b, key: bounds(state.ema_params, b["image"], key)   # noqa: E731
-    elbo, iwae = evaluate_per_example(fn, test, e.batch_size, jax.random.PRNGKey(EVAL_SEED)).T
+    elbo, iwae = evaluate_per_example(fn, test, e.batch_size, jax.random.PRNGKey(EVAL_SEED),
+                                      progress=f"held-out ELBO and IWAE({k})").T
     return {"test/elbo_bits_per_dim": float(np.mean(vae.to_bits_per_dim(elbo))),
             f"test/iwae{k}_bits_per_dim": float(np.mean(vae.to_bits_per_dim(iwae))),
             "test/elbo_nats": float(-elbo.mean()), f"test/iwae{k}_nats": float(-iwae.mean())}
@@ -104,7 +115,8 @@ def make_ddpm_vlb_eval(config, ddpm, workdir=None):
 
   def eval_fn(state, step):
     out = evaluate_per_example(lambda b, k: terms(state.ema_params, b, k), arrays, batch_size,
-                               jax.random.PRNGKey(EVAL_SEED)) / dims
+                               jax.random.PRNGKey(EVAL_SEED), progress="vlb",
+                               note=f"{ddpm.schedule.num_timesteps} network passes per example; ") / dims
     total, prior, kl, decoder = out.mean(axis=0)
     if not discrete:
       res = {"test/nll_nats": float(total), "test/vlb_prior_nats": float(prior), "test/vlb_kl_nats": float(kl),

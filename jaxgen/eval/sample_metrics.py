@@ -62,20 +62,16 @@ class InceptionSpace:
     from jaxgen.eval.inception import inception_features
     return jax.jit(inception_features)
 
-  def outputs(self, images):
-    """Batches of batch_size, the last one padded with copies of its last image (and the copies' outputs
-    dropped): one compiled shape for any number of images (an Inception compile costs tens of seconds on a CPU);
-    the network is in inference mode, so each image's features are its own."""
-    feats, logits = [], []
-    for i in range(0, len(images), self.batch_size):
-      batch = np.asarray(images[i:i + self.batch_size])
-      n = len(batch)
-      if n < self.batch_size:
-        batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - n, axis=0)])
+  def outputs(self, images, *, progress: Optional[str] = None, log=None):
+    """Padded batches of batch_size (jaxgen.eval.feature_net.padded_outputs): one compiled shape for any number
+    of images (an Inception compile costs tens of seconds on a CPU); the network is in inference mode, so each
+    image's features are its own. `progress`: the pass's name in progress lines."""
+    from jaxgen.eval.feature_net import padded_outputs
+
+    def apply(batch):
       f, lg = self._jitted(self.params, batch)
-      feats.append(np.asarray(f)[:n])
-      logits.append(np.asarray(lg)[:n])
-    return np.concatenate(feats), {"inception": np.concatenate(logits)}
+      return f, {"inception": lg}
+    return padded_outputs(apply, images, self.batch_size, progress=progress, log=log)
 
 
 def load_feature_space(config):
@@ -99,22 +95,6 @@ def _params_hash(params) -> str:
   return h.hexdigest()[:16]
 
 
-def _in_chunks(space, images, log, what: str, chunk: int = 5000):
-  """space.outputs over `images` in chunks, with progress lines when there are several."""
-  feats, logits, t0 = [], {}, time.perf_counter()
-  for i in range(0, len(images), chunk):
-    f, lg = space.outputs(images[i:i + chunk])
-    feats.append(f)
-    for k, v in lg.items():
-      logits.setdefault(k, []).append(v)
-    done = min(i + chunk, len(images))
-    if len(images) > chunk and log is not None:
-      rate = done / max(time.perf_counter() - t0, 1e-9)
-      eta = (len(images) - done) / rate
-      log(f"{what} {done}/{len(images)} | {rate:.1f} img/s | ETA {int(eta // 60)}:{int(eta % 60):02d}")
-  return np.concatenate(feats), {k: np.concatenate(v) for k, v in logits.items()}
-
-
 def reference(config, space, split: str = "train", *, log=None) -> Dict[str, np.ndarray]:
   """Mean, covariance and features of every example of `split` in `space` (cached; see the module doc)."""
   from jaxgen.data import load_split
@@ -124,7 +104,7 @@ def reference(config, space, split: str = "train", *, log=None) -> Dict[str, np.
   if os.path.exists(path):
     with np.load(path) as z:
       return dict(z)
-  feats, _ = _in_chunks(space, images, log, f"reference features of {config.data.name}/{split}")
+  feats, _ = space.outputs(images, progress=f"reference features of {config.data.name}/{split}", log=log)
   mu, sigma = metrics.gaussian_stats(feats)
   kept = feats
   if feats.size > MAX_REFERENCE_FLOATS:
@@ -140,12 +120,13 @@ def reference(config, space, split: str = "train", *, log=None) -> Dict[str, np.
   return out
 
 
-def compare(space, images, ref, asked: Optional[Dict[str, np.ndarray]] = None, prefix: str = "samples/"
-            ) -> Dict[str, float]:
+def compare(space, images, ref, asked: Optional[Dict[str, np.ndarray]] = None, prefix: str = "samples/", *,
+            progress: Optional[str] = None, log=None) -> Dict[str, float]:
   """Metrics of `images` (uint8 or [-1, 1]) against the reference `ref`; `asked`: what their conditions asked
-  for (jaxgen.eval.agreement.asked_targets), graded by the space's attribute heads."""
+  for (jaxgen.eval.agreement.asked_targets), graded by the space's attribute heads. `progress`: the feature
+  pass's name in progress lines (to `log`; None: silent)."""
   from jaxgen.eval.agreement import agreement
-  feats, logits = space.outputs(images)           # one pass of the network
+  feats, logits = space.outputs(images, progress=progress, log=log)           # one pass of the network
   mu, sigma = metrics.gaussian_stats(feats)
   out = {"fid": metrics.frechet_distance(mu, sigma, ref["mu"], ref["sigma"])}
   real = ref["features"]
@@ -179,8 +160,8 @@ def baselines(config, num: int, *, log=None) -> Dict:
   asked = asked_targets(config.data.name, {k: v[:num] for k, v in held_out.items()}, ("label", "tokens"))
   return {"data": config.data.name, "num": len(real), "feature_space": feature_space_for(config.data.name),
           "feature_net_test_accuracy": space.test_accuracy, "reference": str(ref["fingerprint"]),
-          "held_out_real": compare(space, real, ref, asked, prefix=""),
-          "uniform_noise": compare(space, noise, ref, prefix="")}
+          "held_out_real": compare(space, real, ref, asked, prefix="", progress="features of held-out images", log=log),
+          "uniform_noise": compare(space, noise, ref, prefix="", progress="features of uniform noise", log=log)}
 
 
 def eval_conditions(config, family, num: int, *, label: Optional[int] = None,
@@ -261,30 +242,39 @@ def _chunk_cond(cond, i: int, chunk: int):
 
 
 def draw_samples(family, params, num: int, directory: str, *, chunk: int = 500, seed: int = 0,
-                 options: Optional[dict] = None, cond: Optional[Dict[str, np.ndarray]] = None, log=print):
+                 options: Optional[dict] = None, cond: Optional[Dict[str, np.ndarray]] = None, log=None):
   """`num` samples (uint8 images, or float points) for the conditions `cond` (numpy arrays of leading axis
   num, or None), in chunks saved as directory/chunk_<i>.npz; chunks already there are kept (a killed
   evaluation resumes where it stopped). The wall time of the fresh chunks (the first one includes compiling)
-  is in `draw_samples.last_timing`."""
+  is in `draw_samples.last_timing`. Progress lines ('samples 500/2000 (25%) | 41.2 img/s | ETA 0:36') go to
+  `log` (default: stderr, jaxgen.train.logging.print_progress)."""
   import jax
+  from jaxgen.train.logging import TaskProgress
   os.makedirs(directory, exist_ok=True)
   sample, chunk = make_sampler(family, chunk, options)
   base = jax.random.fold_in(jax.random.PRNGKey(seed), SAMPLE_SEED)
   num_chunks = -(-num // chunk)
+  points = len(getattr(family, "event_shape", getattr(family, "data_shape", (0, 0, 0)))) == 1
+  have = sum(os.path.exists(os.path.join(directory, f"chunk_{i:05d}.npz")) for i in range(num_chunks))
+  bar = TaskProgress(num, "samples", "ex" if points else "img", log=log,
+                     note=f"chunks of {chunk}" + (f", {have} already drawn" if have else "") +
+                     ("; the first compiles" if have < num_chunks else ""))
   out, t0, fresh = [], time.perf_counter(), 0
   for i in range(num_chunks):
     path = os.path.join(directory, f"chunk_{i:05d}.npz")
+    n = min(chunk, num - i * chunk)
     if not os.path.exists(path):
       images = sample(params, jax.random.fold_in(base, i), _chunk_cond(cond, i, chunk))
       np.savez(path + ".tmp.npz", images=images)
       os.replace(path + ".tmp.npz", path)
       fresh += 1
+      bar.update(n)
+    else:
+      bar.skip(n)
+      if bar.done >= num:
+        bar.update(0)                    # every chunk was there: the last line still comes
     with np.load(path) as z:
       out.append(z["images"])
-    done = min((i + 1) * chunk, num)
-    rate = fresh * chunk / max(time.perf_counter() - t0, 1e-9)
-    eta = (num_chunks - i - 1) * chunk / rate if fresh else 0.0
-    log(f"samples {done}/{num} | {rate:.1f} img/s | ETA {int(eta // 60)}:{int(eta % 60):02d}")
   draw_samples.last_timing = {"fresh_chunks": fresh, "chunk": chunk, "seconds": time.perf_counter() - t0}
   return np.concatenate(out)[:num]
 
@@ -308,9 +298,13 @@ def make_sample_eval(config, family, workdir=None):
   num_chunks = -(-num // chunk)
 
   def eval_fn(state, step):
-    images = np.concatenate([sample(state.ema_params, jax.random.fold_in(base, i), _chunk_cond(cond, i, chunk))
-                             for i in range(num_chunks)])
-    return compare(space, images[:num], ref, asked)
+    from jaxgen.train.logging import TaskProgress
+    bar = TaskProgress(num, "samples", "img", note=f"chunks of {chunk}; the first may compile")
+    images = []
+    for i in range(num_chunks):
+      images.append(sample(state.ema_params, jax.random.fold_in(base, i), _chunk_cond(cond, i, chunk)))
+      bar.update(min(chunk, num - i * chunk))
+    return compare(space, np.concatenate(images)[:num], ref, asked, progress="features of the samples")
   return eval_fn
 
 
@@ -343,7 +337,7 @@ def evaluate_run(workdir: str, *, num: int, chunk: int = 500, sample_options: Op
   images = draw_samples(run.family, run.params, num, directory, chunk=chunk, seed=run.config.seed,
                         options=options, cond=cond, log=log)
   timing = draw_samples.last_timing
-  results = compare(space, images, ref, asked)
+  results = compare(space, images, ref, asked, progress="features of the samples", log=log)
   record = {"step": run.step, "num_samples": num, "feature_space": space_name, "sample_options": options,
             "conditions": ("held-out split" if cond is not None and label is None and not captions else
                            f"label {label}" if label is not None else f"{len(captions)} caption(s)" if captions

@@ -59,7 +59,14 @@ def _generative_classifier_eval(config, model, workdir: str, kind: str, make_cla
     log_prior = empirical_log_prior(train["label"], model.num_classes)
     classify = make_classify(state.ema_params, log_prior)
     bs = config.eval.batch_size
-    preds = np.concatenate([np.asarray(classify(test["image"][i:i + bs])[0]) for i in range(0, len(test["image"]), bs)])
+    from jaxgen.train.logging import TaskProgress
+    n = len(test["image"])
+    bar = TaskProgress(n, f"{kind} classifier", "img", note=f"batches of {min(bs, n)}; the first compiles")
+    preds = []
+    for i in range(0, n, bs):
+      preds.append(np.asarray(classify(test["image"][i:i + bs])[0]))
+      bar.update(len(preds[-1]))
+    preds = np.concatenate(preds)
     acc = float(np.mean(preds == test["label"]))
     n_model = count_params(state.params)
     d = int(np.prod(test["image"].shape[1:]))
@@ -67,7 +74,7 @@ def _generative_classifier_eval(config, model, workdir: str, kind: str, make_cla
     base = train_mlp_classifier(train["image"].reshape(len(train["image"]), -1) / 255.0, train["label"],
                                 test["image"].reshape(len(test["image"]), -1) / 255.0, test["label"],
                                 hidden=hidden, num_classes=model.num_classes, steps=config.baseline.steps,
-                                seed=config.seed)
+                                seed=config.seed, progress="MLP baseline of the classifier")
     result = {f"{kind}_classifier_test_accuracy": acc, f"{kind}_num_params": n_model,
               "mlp_test_accuracy": base["test_accuracy"], "mlp_num_params": base["num_params"], "mlp_hidden": hidden,
               "num_test_examples": len(preds), **(extra or {})}

@@ -35,8 +35,14 @@ def ddpm_data_fn(config):
 
   def encode_images(images, chunk=500):
     if "latents" not in memo or len(memo["latents"]) != len(images):
-      memo["latents"] = np.concatenate([np.asarray(encode(params, images[i:i + chunk]), np.float32)
-                                        for i in range(0, len(images), chunk)])
+      from jaxgen.train.logging import TaskProgress
+      bar = TaskProgress(len(images), "latent cache: encoding the training split", "img",
+                         note=f"chunks of {chunk}; the first compiles")
+      latents = []
+      for i in range(0, len(images), chunk):
+        latents.append(np.asarray(encode(params, images[i:i + chunk]), np.float32))
+        bar.update(len(latents[-1]))
+      memo["latents"] = np.concatenate(latents)
     return memo["latents"]
 
   spec = get_dataset_spec(config.data.name)

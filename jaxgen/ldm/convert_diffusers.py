@@ -346,6 +346,9 @@ def convert(src_dir: str, dst: str, data: str = "cifar10") -> Dict[str, Any]:
   config = run_config(model_config, data)
   scale = scaling_factor(model_config)
   check_destination(dst)
+  from jaxgen.train.logging import TaskProgress
+  stages = TaskProgress(3, "convert", quiet_start=True)      # a line as each stage starts, on stderr
+  stages.stage(f"reading {files['weights']} ({os.path.getsize(files['weights']) / 2**20:.1f} MiB)")
   state_dict = read_weights(files["weights"])
 
   from jaxgen import registry
@@ -365,6 +368,7 @@ def convert(src_dir: str, dst: str, data: str = "cifar10") -> Dict[str, Any]:
   registry.validate_config(config)
   family = registry.resolve(registry.family_entry(config.family).build)(config)
   _check_network(family.network, model_config)
+  stages.stage(f"converting {len(state_dict)} tensors into the family's parameters and checking them")
   mesh = parallel.make_data_mesh()
   # What load_run restores into: the converted params must fill exactly the family's parameters.
   abstract = trainer.abstract_train_state(family, config, mesh, example_batch(config))
@@ -381,6 +385,7 @@ def convert(src_dir: str, dst: str, data: str = "cifar10") -> Dict[str, Any]:
     raise AssertionError("the converted train state does not fit the family's (a bug of the converter)")
   state = jax.device_put(state, parallel.replicated(mesh))
 
+  stages.stage(f"writing the step-0 checkpoint to {os.path.join(dst, 'checkpoints')}")
   os.makedirs(dst, exist_ok=True)
   ckpt = Checkpointer(os.path.join(dst, "checkpoints"), max_to_keep=config.keep_checkpoints)
   try:

@@ -27,8 +27,14 @@ def compute_latent_scale(config, family, params, num: int, batch_size: int = 256
     raise ValueError(f"num={num} must be >= 2 (a standard deviation needs two values)")
   images = load_split(config, "train")["image"][:num]
   encode = jax.jit(family.encode_latents)
-  z = np.concatenate([np.asarray(encode(params, images[i:i + batch_size]), np.float64)
-                      for i in range(0, len(images), batch_size)])
+  from jaxgen.train.logging import TaskProgress
+  bar = TaskProgress(len(images), "latent scale: encoding training images", "img",
+                     note=f"batches of {min(batch_size, len(images))}; the first may compile")
+  z = []
+  for i in range(0, len(images), batch_size):
+    z.append(np.asarray(encode(params, images[i:i + batch_size]), np.float64))
+    bar.update(len(z[-1]))
+  z = np.concatenate(z)
   std = float(z.std())
   if not std > 0:
     raise ValueError(f"the latents of {len(images)} training images have std {std}: no scale 1/std exists")

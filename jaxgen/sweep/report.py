@@ -9,7 +9,8 @@ Writes under ROOT:
   loss_curves.png     the training loss of every point, one colour per grid point
 A point's final metrics are the last logged value of each metric in its metrics.jsonl. Without --metric the
 table shows the metrics the run's family and evaluations declare (jaxgen.registry: the first one logged is the
-one the best row is chosen by), then any other held-out or sample metric logged. No JAX is imported.
+one the best row is chosen by), then any other held-out or sample metric logged. No JAX is imported. Progress
+lines (points read, plots drawn) go to stderr (jaxgen.train.logging.TaskProgress); the report itself to stdout.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from jaxgen import registry
 from jaxgen.sweep.grid import SweepError, parse_value
 from jaxgen.sweep.runner import FINISHED, MANIFEST, latest_checkpoint, point_status, progress_of
+from jaxgen.train.logging import TaskProgress, print_progress  # numpy only
 
 # Whether a metric is better low or high, by its name's last part (the rest: --mode).
 LOWER_IS_BETTER = ("fid", "kid", "loss", "bits_per_dim", "nll", "error", "reconstruction_error", "rmse")
@@ -91,14 +93,15 @@ def _metrics(path: str):
   return final, curve
 
 
-def collect(root: str):
-  """(the sweep's manifest, one dict per point)."""
+def collect(root: str, log=None):
+  """(the sweep's manifest, one dict per point); progress lines to `log` (default: stderr)."""
   manifest_path = os.path.join(root, MANIFEST)
   if not os.path.exists(manifest_path):
     raise SweepError(f"--root={root}: no sweep here ({manifest_path} does not exist; run the sweep first)")
   with open(manifest_path) as f:
     manifest = json.load(f)
   rows = []
+  bar = TaskProgress(len(manifest["points"]), "report: reading points", "points", log=log)
   for p in manifest["points"]:
     workdir = p["workdir"]
     final, curve = _metrics(os.path.join(workdir, "metrics.jsonl"))
@@ -116,6 +119,7 @@ def collect(root: str):
                  "step": latest_checkpoint(workdir), "total": manifest.get("num_train_steps", {}).get(p["name"]),
                  "progress": progress_of(os.path.join(workdir, "sweep.log")) if status != FINISHED else None,
                  "commit": commit, "metrics": final, "curve": curve})
+    bar.update(1)
   return manifest, rows
 
 
@@ -306,12 +310,14 @@ def plot_loss_curves(path: str, rows) -> Optional[str]:
 
 
 def report(root: str, metrics: Sequence[str] = (), x_field: Optional[str] = None, mode: Optional[str] = None,
-           out=None) -> Dict[str, str]:
-  """Write the report files under `root` (see the module docstring); returns {what: path}."""
+           out=None, log=None) -> Dict[str, str]:
+  """Write the report files under `root` (see the module docstring); returns {what: path}. The report goes to
+  `out` (default stdout), progress lines to `log` (default stderr)."""
   import sys
   out = out or sys.stdout
+  log = log or print_progress
   root = os.path.abspath(root)
-  manifest, rows = collect(root)
+  manifest, rows = collect(root, log)
   present = sorted({k for r in rows for k in r["metrics"]})
   if metrics:
     missing = [m for m in metrics if m not in present]
@@ -335,10 +341,12 @@ def report(root: str, metrics: Sequence[str] = (), x_field: Optional[str] = None
   paths["summary_csv"] = paths["csv"].replace(".csv", "_summary.csv")
   x_field = x_field or next((f for f, vals in manifest["grid"] if len(vals) > 1), None)
   if x_field and metrics:
+    log(f"report: plotting {len(metrics)} metric(s) against {x_field}")
     plotted = plot_metrics(os.path.join(root, f"metrics_vs_{_slug(x_field)}.png"), manifest, groups,
                            [m for m in metrics if m != "train/loss"] or metrics[:1], x_field)
     if plotted:
       paths["metrics_plot"] = plotted
+  log(f"report: plotting the loss curves of {sum(bool(r['curve']) for r in rows)} point(s)")
   curves = plot_loss_curves(os.path.join(root, "loss_curves.png"), rows)
   if curves:
     paths["loss_curves"] = curves

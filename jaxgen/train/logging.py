@@ -1,14 +1,17 @@
 """Run logging: progress lines on stdout, metrics.jsonl, TensorBoard events and config.json.
 
-Only the main process (process 0) writes; the others get a writer whose methods do nothing.
+Only the main process (process 0) writes; the others get a writer whose methods do nothing. `TaskProgress` is the
+progress line of every other long task (evaluations, sampling, feature passes, the sweep report, converters):
+done/total, rate and ETA on stderr, at most every few seconds, with `format_hms` for durations as training's.
 """
 from __future__ import annotations
 
 import json
 import logging as pylogging
 import os
+import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -178,3 +181,86 @@ def format_hms(seconds: float) -> str:
   h, rem = divmod(seconds, 3600)
   m, s = divmod(rem, 60)
   return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def print_progress(message: str) -> None:
+  """A progress line on stderr (stdout stays for a command's result), from the main process only: a JAX process
+  other than 0 says nothing (JAX is not imported for it, nor a backend started)."""
+  jax = sys.modules.get("jax")
+  if jax is not None and jax.distributed.is_initialized() and jax.process_index() != 0:   # never starts a backend
+    return
+  print(message, file=sys.stderr, flush=True)
+
+
+def _rate_text(rate: float) -> str:
+  return f"{rate:.0f}" if rate >= 1000 else f"{rate:.1f}" if rate >= 10 else f"{rate:.3g}"
+
+
+class TaskProgress:
+  """The progress of a long task that is not training, one line at a time:
+
+    vlb 0/300 (0%) | compiling                        at once (so compiling is not silent)
+    vlb 120/300 (40%) | 24.1 ex/s | ETA 0:07           on update(), at most every `every_s` seconds
+    vlb 300/300 (100%) | 25.0 ex/s | took 0:12         when done reaches total (always)
+
+  The rate is measured from the first update on (the first batch, which includes compiling, is left out once a
+  second one is in), so the ETA is that of the steady state; `skip(n)` counts work found done (resumed chunks)
+  without crediting it to the rate. `stage(text)` says what a task of a few unequal stages (a converter) starts
+  now: 'convert 2/4 | converting 312 tensors | 0:03 elapsed', always printed. `log` takes each line
+  (default: `print_progress`, stderr on the main process); `clock` is injectable for tests."""
+
+  def __init__(self, total: int, what: str, unit: str = "", *, log: Optional[Callable[[str], None]] = None,
+               every_s: float = 5.0, note: Optional[str] = None, clock: Callable[[], float] = time.monotonic,
+               quiet_start: bool = False):
+    self.total, self.what, self.unit, self.every_s = int(total), what, unit, every_s
+    self.log = log or print_progress
+    self._clock = clock
+    self.done = 0
+    self._t0 = self._last = clock()
+    self._base = (self._t0, 0)          # (time, done) the rate is measured from
+    self._updates = 0
+    self._finished = False
+    if not quiet_start:
+      self._say([note] if note else [])
+
+  def _head(self) -> str:
+    pct = 100.0 * self.done / self.total if self.total else 100.0
+    return f"{self.what} {min(self.done, self.total)}/{self.total} ({pct:.0f}%)"
+
+  def _say(self, tail) -> None:
+    self._last = self._clock()
+    self.log(" | ".join([self._head(), *[t for t in tail if t]]))
+
+  def rate(self, now: Optional[float] = None) -> float:
+    """Units per second since the rate's start (0 before anything was measured)."""
+    now = self._clock() if now is None else now
+    t, d = self._base
+    return (self.done - d) / (now - t) if now > t and self.done > d else 0.0
+
+  def skip(self, n: int) -> None:
+    """`n` units found already done: counted, not credited to the rate."""
+    self.done += n
+    self._base = (self._base[0], self._base[1] + n)
+
+  def update(self, n: int = 1, note: Optional[str] = None) -> None:
+    """`n` more units done; a line when `every_s` has passed since the last one, or at the end."""
+    now = self._clock()
+    self.done += n
+    self._updates += 1
+    rate = self.rate(now)
+    if self._updates == 1 and self.done < self.total:
+      self._base = (now, self.done)     # later rates leave the first (compiling) batch out
+    if self.done >= self.total and not self._finished:
+      self._finished = True
+      self._say([f"{_rate_text(rate)} {self.unit}/s".strip() if rate else None, f"took {format_hms(now - self._t0)}",
+                 note])
+    elif now - self._last >= self.every_s:
+      eta = f"ETA {format_hms((self.total - self.done) / rate)}" if rate else None
+      self._say([f"{_rate_text(rate)} {self.unit}/s".strip() if rate else None, eta, note])
+
+  def stage(self, text: str) -> None:
+    """Stage `done + 1` of `total` starts: a line now, with the time elapsed since the task began."""
+    self.done += 1
+    self._last = self._clock()
+    self.log(f"{self.what} {min(self.done, self.total)}/{self.total} | {text} | "
+             f"{format_hms(self._last - self._t0)} elapsed")

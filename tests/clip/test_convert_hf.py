@@ -63,7 +63,14 @@ def converted(tmp_path_factory):
   root = tmp_path_factory.mktemp("convert_hf")
   src = write_source(root / "clip-tiny")
   dst = root / "run"
-  assert ch.main([str(src), str(dst)]) == 0
+  import contextlib
+  import io
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    assert ch.main([str(src), str(dst)]) == 0
+  lines = err.getvalue().splitlines()       # a progress line as each stage starts, on stderr
+  assert [line.split(" | ")[0] for line in lines] == ["convert 1/3", "convert 2/3", "convert 3/3"], lines
+  assert "| reading " in lines[0] and "| writing the tokenizer and the step-0 checkpoint to " in lines[2], lines
   return src, dst, api.load_clip(str(dst))
 
 

@@ -58,7 +58,16 @@ def converted(tmp_path_factory):
   root = tmp_path_factory.mktemp("convert")
   src = write_source(root / "ddpm-tiny")
   dst = root / "run"
-  assert cd.main([str(src), str(dst)]) == 0
+  import contextlib
+  import io
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    assert cd.main([str(src), str(dst)]) == 0
+  # a progress line as each stage starts, on stderr
+  stages = [line.split(" | ")[:2] for line in err.getvalue().splitlines()]
+  assert stages == [["convert 1/3", f"reading {src / cd.WEIGHTS_FILE} (0.4 MiB)"],
+                    ["convert 2/3", "converting 268 tensors into the family's parameters and checking them"],
+                    ["convert 3/3", f"writing the step-0 checkpoint to {dst / 'checkpoints'}"]], err.getvalue()
   return src, dst, load_run(str(dst))
 
 

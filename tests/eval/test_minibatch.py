@@ -18,11 +18,14 @@ def _loss(p, batch):
   return jnp.mean((batch["x"] @ p["w"] + p["b"] - batch["y"]) ** 2)
 
 
-def test_fits_and_is_a_function_of_the_seed():
+def test_fits_and_is_a_function_of_the_seed(capsys):
   p0 = {"w": jnp.zeros(3), "b": jnp.zeros(())}
-  fit = lambda seed, steps=300: fit_by_minibatches(_loss, p0, optax.adam(0.05), _data(), steps=steps,  # noqa: E731
-                                                   batch_size=32, seed=seed)
-  p = fit(0)
+  fit = lambda seed, steps=300, progress=None: fit_by_minibatches(  # noqa: E731
+      _loss, p0, optax.adam(0.05), _data(), steps=steps, batch_size=32, seed=seed, progress=progress)
+  p = fit(0, progress="toy fit")
+  err = capsys.readouterr().err.splitlines()          # progress on stderr: a line at once, one at the end
+  assert err[0] == "toy fit 0/300 (0%) | batches of 32; compiling the step"
+  assert err[-1].startswith("toy fit 300/300 (100%)")
   np.testing.assert_allclose(np.asarray(p["w"]), [1.0, -2.0, 0.5], atol=0.02)
   assert abs(float(p["b"]) - 0.3) < 0.02
   a, b, c = fit(1, 5), fit(1, 5), fit(2, 5)

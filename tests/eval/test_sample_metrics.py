@@ -34,8 +34,13 @@ def test_evaluate_run_resumes_from_its_chunks(tmp_path):
   before = np.load(lost)["images"]
   stamp = os.stat(first).st_mtime_ns
   os.remove(lost)
-  again = sample_metrics.evaluate_run(workdir, num=50, chunk=20, log=lambda m: None)
+  lines = []
+  again = sample_metrics.evaluate_run(workdir, num=50, chunk=20, log=lines.append)
   assert os.stat(first).st_mtime_ns == stamp
+  # progress: a line before the first (compiling) chunk, the last when done; the feature pass likewise
+  assert lines[0] == "samples 0/50 (0%) | chunks of 20, 2 already drawn; the first compiles", lines
+  assert any(x.startswith("samples 50/50 (100%) | ") and "took" in x for x in lines), lines
+  assert any(x.startswith("features of the samples 50/50 (100%)") for x in lines), lines
   np.testing.assert_array_equal(np.load(lost)["images"], before)
   assert again["metrics"] == m
 
@@ -72,6 +77,9 @@ def test_cifar10_reference_and_metrics_in_the_inception_space(tmp_path, monkeypa
   np.testing.assert_allclose(ref["mu"], direct.mean(0), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(ref["sigma"], np.cov(direct, rowvar=False), rtol=1e-4, atol=1e-4 * np.abs(direct).max() ** 2)
   assert ref["sigma"].shape == (2048, 2048) and "13 examples" in str(ref["fingerprint"])
+  err = capsys.readouterr().err               # the reference's feature pass said how far it was, on stderr
+  assert "reference features of cifar10/train 0/13 (0%) | batches of 5" in err, err
+  assert "reference features of cifar10/train 13/13 (100%)" in err, err
   m = sample_metrics.compare(space, images[:10], ref)
   assert m["samples/fid"] >= 0 and 1 <= m["samples/inception_score"] <= 1008 and 0 <= m["samples/recall"] <= 1
 

@@ -110,7 +110,7 @@ def test_model_round_trip_and_identity_bits_per_dim():
   np.testing.assert_allclose(model17.decode(p17, model17.encode(p17, digits)), digits / 127.5 - 1, atol=1.01 / 255)
 
 
-def test_evaluate_per_example_keeps_the_remainder():
+def test_evaluate_per_example_keeps_the_remainder(capsys):
   x = np.arange(10, dtype=np.float32)
   calls = []
 
@@ -119,7 +119,10 @@ def test_evaluate_per_example_keeps_the_remainder():
     return b["x"] * 2
   out = evaluate_per_example(fn, {"x": x}, 4)
   np.testing.assert_array_equal(out, x * 2)
-  assert calls == [4, 4, 4]
+  assert calls == [4, 4, 4] and capsys.readouterr().err == ""        # silent unless asked for progress
+  lines = []
+  evaluate_per_example(fn, {"x": x}, 4, progress="vlb", log=lines.append)   # the held-out evaluations' progress
+  assert lines[0] == "vlb 0/10 (0%) | batches of 4; the first may compile" and lines[-1].startswith("vlb 10/10 (100%)")
   with pytest.raises(ValueError, match="batch_size"):
     evaluate_per_example(fn, {"x": x}, 0)
 

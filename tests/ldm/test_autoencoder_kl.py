@@ -245,7 +245,14 @@ def converted(tmp_path_factory):
   root = tmp_path_factory.mktemp("convert")
   _diffusers_dir(root / "pipeline" / "vae")
   dst = str(root / "run")
-  record = cd.convert(str(root / "pipeline"), dst, data=DATA)
+  import contextlib
+  import io
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    record = cd.convert(str(root / "pipeline"), dst, data=DATA)
+  lines = err.getvalue().splitlines()       # a progress line as each stage starts, on stderr
+  assert [line.split(" | ")[0] for line in lines] == ["convert 1/3", "convert 2/3", "convert 3/3"], lines
+  assert "| reading " in lines[0] and "| writing the step-0 checkpoint to " in lines[2], lines
   return dst, record
 
 

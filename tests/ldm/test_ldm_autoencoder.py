@@ -52,11 +52,14 @@ def _latent_ddpm(workdir, scale):
   return c
 
 
-def test_the_latent_scale_is_stored_and_restored_exactly(stage1, tmp_path):
+def test_the_latent_scale_is_stored_and_restored_exactly(stage1, tmp_path, capsys):
   record = json.load(open(os.path.join(stage1, scaling.SCALE_FILE)))
   source = run_mod.load_run(stage1)
   assert record["step"] == source.step == 2 and record["num_examples"] == 64
+  capsys.readouterr()
   again = scaling.compute_latent_scale(source.config, source.family, source.params, 64)
+  err = capsys.readouterr().err                     # its progress, on stderr
+  assert "latent scale: encoding training images 0/64 (0%)" in err and "training images 64/64 (100%)" in err, err
   assert again["scale"] == record["scale"] and again["std"] == record["std"]
   assert scaling.read_latent_scale(stage1) == record["scale"]
 

@@ -101,7 +101,7 @@ def _fake_point(root, name, values, seed, status, rows):
           "group": name.rsplit(",seed=", 1)[0], "workdir": workdir, "command": "..."}
 
 
-def test_report_means_stds_best_row_and_unfinished_points(tmp_path):
+def test_report_means_stds_best_row_and_unfinished_points(tmp_path, capsys):
   rng = np.random.default_rng(0)
   fids = {("1e-3", s): 10 + rng.random() for s in range(3)}
   fids.update({("3e-4", s): 20 + rng.random() for s in range(2)})
@@ -118,6 +118,9 @@ def test_report_means_stds_best_row_and_unfinished_points(tmp_path):
               "num_train_steps": {p["name"]: 100 for p in points}}
   json.dump(manifest, open(tmp_path / "sweep.json", "w"))
   paths = report.report(str(tmp_path), ["samples/fid", "samples/recall"])
+  out = capsys.readouterr()              # the report on stdout, its progress on stderr
+  assert out.err.splitlines()[0] == "report: reading points 0/6 (0%)" and "reading points 6/6 (100%)" in out.err
+  assert "report: plotting the loss curves of 6 point(s)" in out.err and "reading points" not in out.out
   with open(paths["summary_csv"]) as f:
     summary = list(csv.DictReader(f))
   a = [fids[("1e-3", s)] for s in range(3)]
