@@ -77,8 +77,13 @@ def main(argv=None):
           "without it", file=sys.stderr)
     sys.exit(2)
   from flax import serialization
+  from jaxgen.train.logging import TaskProgress
+  stages = TaskProgress(3, "convert", quiet_start=True)      # a line as each stage starts, on stderr
+  stages.stage(f"reading {src} ({os.path.getsize(src) / 2**20:.1f} MiB)")
   state = torch.load(src, map_location="cpu")
+  stages.stage(f"converting {len(state)} tensors into the FID Inception's parameters and checking them")
   params = convert_state_dict({k: v.numpy() for k, v in state.items()})
+  stages.stage(f"writing {dst}")
   os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
   with open(dst, "wb") as f:
     f.write(serialization.to_bytes(params))

@@ -104,18 +104,25 @@ def run_inverse_problems(data_config, c, model, params, workdir: str, *, seed: i
   fill = float(np.asarray(train["image"], np.float32).mean() / 255.0)
   mask_np = inv.block_mask(x01.shape[1:], c.block)
   results, rng = {}, jax.random.PRNGKey(seed + 11)
+  from jaxgen.train.logging import TaskProgress
+  stages = TaskProgress(2 * (2 + c.num_chains), "inverse problems", quiet_start=True)   # a line per stage, stderr
   for i, (task, sigma) in enumerate((("denoise", c.denoise_sigma), ("inpaint", c.inpaint_sigma))):
     y, mask = inv.observe(x01, task, jax.random.fold_in(rng, i), sigma=sigma, mask=mask_np)
     base = inv.no_prior_estimate(y, mask, fill)
     eps0 = inv.initial_latent(model, params, base)
     solve = jax.jit(lambda y, e, w: inv.map_estimate(model, params, y, mask, e, sigma=sigma, steps=c.map_steps,
                                                      learning_rate=c.map_learning_rate, prior_weight=w))
+    stages.stage(f"{task}: MAP estimate ({c.map_steps} steps over {x01.shape[0]} images; compiles first)")
     x_map, eps_map, acc = solve(y, eps0, 1.0)
     results[f"{task}_map_accepted_fraction"] = float(acc)
+    stages.stage(f"{task}: latent fit without the prior")
     x_fit, _, _ = solve(y, eps0, 0.0)
     sampler = jax.jit(lambda y, e, k: inv.posterior_samples(model, params, y, mask, e, k, sigma=sigma,
                                                             steps=c.mala_steps, step_size=c.mala_step_size))
-    chains = [sampler(y, eps_map, jax.random.fold_in(rng, 100 + i)) for i in range(c.num_chains)]
+    chains = []
+    for j in range(c.num_chains):
+      stages.stage(f"{task}: MALA chain {j + 1}/{c.num_chains} ({c.mala_steps} steps)")
+      chains.append(sampler(y, eps_map, jax.random.fold_in(rng, 100 + j)))
     samples = [ch["sample"] for ch in chains]
     post_mean = jnp.mean(jnp.stack([ch["mean"] for ch in chains]), axis=0)
     results[f"{task}_mala_accept_rate"] = float(np.mean([np.asarray(ch["accept_rate"]) for ch in chains]))

@@ -239,6 +239,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
                     f"{os.path.join(ckpt.directory, 'diverged')}")
   total = config.num_train_steps
 
+  _print(is_main, "compiling the train step (once per run; tens of seconds for a large network on a CPU)")
   t0 = time.perf_counter()
   step_fn = make_train_step(family, mesh, jax.tree.map(lambda x: x.sharding, state), with_frozen=bool(frozen))
   if frozen:
