@@ -1,9 +1,11 @@
-"""Images/s of the input pipelines alone (no model): the in-memory TFDS pipeline and the streaming one, on
-digits (8x8x1) and shapes (32x32x3), so that the pipeline is never what limits training.
+"""Images/s of the input pipelines alone (no model): the in-memory TFDS pipeline and the streaming (Grain) one,
+the latter reading in the training process (workers 0) and with Grain worker processes, on digits (8x8x1) and
+shapes (32x32x3), so that the pipeline is never what limits training.
 
-  python benchmarks/input_pipeline.py [--batches 200] [--batch 128] [--data_dir /tmp/tfds_bench]
+  python -m benchmarks.input_pipeline [--batches 200] [--batch 128] [--workers 0,2] [--data_dir /tmp/tfds_bench]
 
-Prints a markdown table: data set, pipeline, batch, first batch (s: preparation and start-up), images/s after it.
+Prints a markdown table: data set, pipeline, workers, batch, first batch (s: preparation and start-up, worker
+processes included), images/s after it.
 """
 import argparse
 import time
@@ -11,10 +13,10 @@ import time
 import ml_collections
 
 
-def measure(name, pipeline, batch, batches, data_dir):
+def measure(name, pipeline, batch, batches, data_dir, workers=0):
   from jaxgen.data import streaming, tfds as jtfds
   config = ml_collections.ConfigDict(dict(name=name, data_dir=data_dir, download=True, random_flip=False,
-                                          pipeline=pipeline))
+                                          pipeline=pipeline, workers=workers))
   t0 = time.perf_counter()
   if pipeline == "streaming":
     it = streaming.make_train_iterator(config, global_batch_size=batch, seed=0, process_index=0, process_count=1)
@@ -25,7 +27,10 @@ def measure(name, pipeline, batch, batches, data_dir):
   t0 = time.perf_counter()
   for _ in range(batches):
     next(it)
-  return first, batches * batch / (time.perf_counter() - t0)
+  rate = batches * batch / (time.perf_counter() - t0)
+  if hasattr(it, "close"):
+    it.close()
+  return first, rate
 
 
 def main():
@@ -34,16 +39,20 @@ def main():
   p.add_argument("--batch", type=int, default=128)
   p.add_argument("--data_dir", default="/tmp/jaxgen_tfds_bench")
   p.add_argument("--datasets", default="digits,shapes")
+  p.add_argument("--workers", default="0,2", help="the streaming pipeline's data.workers to measure, comma-separated")
   a = p.parse_args()
   from jaxgen.train.runtime import quiet_startup
   quiet_startup()
+  runs = [("memory", 0)] + [("streaming", int(w)) for w in a.workers.split(",")]
   rows = []
   for name in a.datasets.split(","):
-    for pipeline in ("memory", "streaming"):
-      measure(name, pipeline, a.batch, 2, a.data_dir)          # prepare the data outside the timing
-      first, rate = measure(name, pipeline, a.batch, a.batches, a.data_dir)
-      rows.append(f"| {name} | {pipeline} | {a.batch} | {first:.2f} | {rate:,.0f} |")
-  print("| data set | pipeline | batch | first batch s | images/s |\n|---|---|---:|---:|---:|")
+    for pipeline, workers in runs:
+      if pipeline == "memory" or workers == 0:
+        measure(name, pipeline, a.batch, 2, a.data_dir)          # prepare the data outside the timing
+      first, rate = measure(name, pipeline, a.batch, a.batches, a.data_dir, workers)
+      rows.append(f"| {name} | {pipeline} | {workers if pipeline == 'streaming' else ''} | {a.batch} | {first:.2f} | "
+                  f"{rate:,.0f} |")
+  print("| data set | pipeline | workers | batch | first batch s | images/s |\n|---|---|---:|---:|---:|---:|")
   print("\n".join(rows))
 
 

@@ -25,9 +25,10 @@ def base_config(family: str, preset: str, presets=PRESETS):
   # data_dir: a TFDS data directory (None: TFDS's default, ~/tensorflow_datasets). A typed placeholder, so that
   # --config.data.data_dir=... can override it.
   # pipeline: 'memory' (the split cached in memory; small data) or 'streaming' (random access into ArrayRecord
-  # files, global shuffle; jaxgen.data.streaming).
+  # files through Grain, global shuffle; jaxgen.data.streaming). workers: the streaming pipeline's reading
+  # processes (0: threads in the training process; the batches are the same for any number).
   c.data = dict(name="digits", data_dir=ml_collections.config_dict.placeholder(str), random_flip=False,
-                download=True, pipeline="memory")
+                download=True, pipeline="memory", workers=0)
   # The shared optimizer settings (jaxgen.train.optim); optim.groups.<group> overrides them per parameter group.
   c.optim = dict(learning_rate=1e-3, warmup_steps=0, decay_steps=0, grad_clip=0.0, b1=0.9, b2=0.999, eps=1e-8,
                  weight_decay=0.0, ema_decay=0.999, groups={})

@@ -1,6 +1,6 @@
-"""The streaming pipeline (data.pipeline='streaming', jaxgen.data.streaming): a global order that is a pure
-function of (seed, step), sharded by process, and a run killed with SIGKILL and rerun that ends bit for bit
-where an uninterrupted one does."""
+"""The streaming pipeline (data.pipeline='streaming', jaxgen.data.streaming, on Grain): a global order that is a
+pure function of (seed, step), sharded by process, the same batches from worker processes, and a run killed
+with SIGKILL and rerun that ends bit for bit where an uninterrupted one does."""
 import json
 import os
 import signal
@@ -30,25 +30,27 @@ def _take(it, n):
 
 
 def test_the_global_order():
-  order = streaming.GlobalOrder(100, 16, seed=3)
-  assert order.steps_per_epoch == 6
+  order = streaming.global_order(100, 16, seed=3)       # 6 global batches an epoch, 4 examples dropped
   for epoch in range(2):
-    seen = np.concatenate([order.indices(epoch * 6 + k)[1] for k in range(6)])
+    seen = np.concatenate([order[epoch * 6 + k] for k in range(6)])
     assert len(set(seen.tolist())) == 96 and seen.min() >= 0 and seen.max() < 100     # no repeats in an epoch
-  assert not np.array_equal(order.indices(0)[1], order.indices(6)[1])                # reshuffled each epoch
-  halves = [order.indices(7, p, 2)[1] for p in range(2)]
-  np.testing.assert_array_equal(np.concatenate(halves), order.indices(7)[1])
-  np.testing.assert_array_equal(streaming.GlobalOrder(100, 16, seed=3).indices(13)[1], order.indices(13)[1])
+  assert not np.array_equal(order[0], order[6])                                      # reshuffled each epoch
+  halves = [streaming.global_order(100, 16, seed=3, process_index=p, process_count=2)[7] for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate(halves), order[7])
+  np.testing.assert_array_equal(streaming.global_order(100, 16, seed=3)[13], order[13])
+  assert not np.array_equal(streaming.global_order(100, 16, seed=4)[0], order[6])   # seed 4 is not seed 3 an epoch on
   with pytest.raises(ValueError, match="fewer than one batch"):
-    streaming.GlobalOrder(10, 16, seed=0)
+    streaming.global_order(10, 16, seed=0)
 
 
 def test_resume_at_any_step_and_process_shards(data_config):
   # digits' train split has 1497 examples: 23 batches of 64 per epoch; start across the epoch boundary.
   straight = _take(streaming.make_train_iterator(data_config, global_batch_size=64, seed=1, process_index=0,
                                                  process_count=1), 26)
-  resumed = _take(streaming.make_train_iterator(data_config, global_batch_size=64, seed=1, start_step=21,
-                                                process_index=0, process_count=1), 5)
+  it = streaming.make_train_iterator(data_config, global_batch_size=64, seed=1, start_step=21, process_index=0,
+                                    process_count=1, workers=2)          # read by two Grain worker processes
+  resumed = _take(it, 5)
+  it.close()
   for a, b in zip(straight[21:], resumed):
     for k in a:
       np.testing.assert_array_equal(a[k], b[k])
@@ -66,9 +68,11 @@ def test_resume_at_any_step_and_process_shards(data_config):
   assert np.all(same | mirrored) and 0 < (~same).sum() < 64
 
 
-def test_a_bad_pipeline_name_is_named():
+def test_a_bad_pipeline_name_or_worker_count_is_named():
   with pytest.raises(ValueError, match="data.pipeline='stream'; choose one of: memory, streaming"):
     streaming.check_pipeline({"pipeline": "stream"})
+  with pytest.raises(ValueError, match="data.workers=-1 must be an int >= 0"):
+    streaming.check_pipeline({"pipeline": "streaming", "workers": -1})
 
 
 def _command(workdir, data_dir):
