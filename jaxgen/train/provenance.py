@@ -34,11 +34,12 @@ SAFE_TO_RESUME = (
     "eval_every", "evals", "eval.*", "baseline.*", "tensorboard", "xla_cpu_fast_conv",
     "parallel.*",                       # how the state lies on the devices: a checkpoint restores into any layout
     "data.data_dir", "data.download",
+    "data.workers",                     # how many processes decode the streaming batches: the batches are the same
 )
 
 PACKAGES = ("jaxgen", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "chex", "tensorflow-datasets",
             "tensorflow-cpu", "tensorflow", "numpy", "ml_collections", "absl-py", "scipy", "scikit-learn",
-            "matplotlib", "pillow")
+            "matplotlib", "pillow", "grain", "safetensors", "tokenizers")
 ENV_VARS = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_PRNG_IMPL", "JAX_COMPILATION_CACHE_DIR",
             "CUDA_VISIBLE_DEVICES", "TPU_VISIBLE_CHIPS", "XLA_PYTHON_CLIENT_MEM_FRACTION", "OMP_NUM_THREADS",
             "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "JAXGEN_SWEEP_POINT")
