@@ -190,3 +190,13 @@ def test_optimizer_warmup_and_clipping():
   unit, _ = opt.update({"w": g / 5.0}, opt_state, params)
   np.testing.assert_allclose(big["w"], unit["w"], rtol=1e-5)
   assert float(jnp.abs(big["w"]).max()) > 0
+
+
+def test_global_norm_of_small_and_large_leaves_matches_a_float64_norm():
+  rng = np.random.default_rng(3)
+  leaves = [rng.standard_normal(s).astype(np.float32) for s in [(3,), (optim.SMALL_LEAF + 1,), (7, 5), (), (300, 300)]]
+  want = np.sqrt(sum(np.sum(np.square(x.astype(np.float64))) for x in leaves))
+  np.testing.assert_allclose(float(optim.global_norm([jnp.asarray(x) for x in leaves])), want, rtol=1e-6)
+  assert float(optim.global_norm([])) == 0.0
+  leaves[1][5] = np.nan
+  assert not np.isfinite(float(optim.global_norm([jnp.asarray(x) for x in leaves])))
