@@ -60,12 +60,13 @@ def test_unknown_dataset_lists_allowed_names():
 
 
 def test_spec_lookup_does_not_import_tensorflow_and_the_builders_register_on_import():
-  """`import jaxgen.data` registers 'digits' and 'shapes' with TFDS (tfds.load finds them as any data set)
-  without importing TensorFlow."""
-  code = ('import sys, jaxgen.data.tfds as t; t.get_dataset_spec("cifar10"); '
-          'assert "tensorflow" not in sys.modules, "tf imported"; '
+  """`import jaxgen` registers 'digits' and 'shapes' with TFDS (tfds.load finds them as any data set)
+  without importing TensorFlow or JAX."""
+  code = ('import sys, jaxgen; assert "jax" not in sys.modules, "jax imported"; '
           'import tensorflow_datasets as tfds; '
-          'assert [tfds.builder_cls(n).name for n in ("digits", "shapes")] == ["digits", "shapes"]')
+          'assert [tfds.builder_cls(n).name for n in ("digits", "shapes")] == ["digits", "shapes"]; '
+          'import jaxgen.data.tfds as t; t.get_dataset_spec("cifar10"); '
+          'assert "tensorflow" not in sys.modules, "tf imported"')
   repo_root = pathlib.Path(__file__).resolve().parents[2]
   subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=repo_root)
 
