@@ -141,9 +141,36 @@ class WorkdirLock:
     raise WorkdirLocked(f"could not take the workdir lock {self.path}")
 
   def _create(self, me) -> bool:
-    """Create the lock file holding our record, with SIGINT and SIGTERM held off until the record is written and
-    the lock marked held: a signal between the file's creation and its record would leave an empty file that
-    release() cannot tell is ours (seen: a SIGTERM during start-up left the lock behind). False if it exists."""
+    """Create the lock file already holding our whole record: the record is written to a file of our own, which
+    is then hard-linked to the lock's name (atomic, and refused when the lock exists). A signal at any moment
+    leaves either no lock or a lock whose record names us, which release() removes. (Blocking SIGINT/SIGTERM
+    around an O_EXCL create and a write is not enough: Python runs its handlers in the main thread whichever
+    thread the kernel delivered the signal to, so with any other thread alive a SIGTERM during start-up could
+    land between the two and leave an empty lock behind.) False if the lock exists."""
+    tmp = self._own_tmp()
+    try:
+      with open(tmp, "w") as f:
+        json.dump(me, f)
+      try:
+        os.link(tmp, self.path)
+      except FileExistsError:
+        return False
+      except OSError:                          # a file system without hard links: exclusive create, then write
+        return self._create_in_place(me)
+      self.held = True
+      self._record = me
+      _HELD.add(self)
+      return True
+    finally:
+      try:
+        os.remove(tmp)
+      except FileNotFoundError:
+        pass
+
+  def _own_tmp(self) -> str:
+    return f"{self.path}.{os.getpid()}.new"
+
+  def _create_in_place(self, me) -> bool:
     blocked = {signal.SIGINT, signal.SIGTERM}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
@@ -187,6 +214,10 @@ class WorkdirLock:
     """Remove the lock file if this process wrote it (also when a signal interrupted `acquire` after the file
     was created); another run's lock is never touched."""
     self._stop.set()
+    try:
+      os.remove(self._own_tmp())               # a record a signal left before it was linked
+    except FileNotFoundError:
+      pass
     other = self.holder() if os.path.exists(self.path) else None
     if other is not None and other.get("pid") == os.getpid() and other.get("host") == platform.node():
       try:

@@ -263,6 +263,11 @@ def run_cli(flags, *, experiment: str):
           f"there); free space and rerun the same command to resume", file=sys.stderr, flush=True)
     sys.exit(1)
   except TrainingInterrupted as e:
+    # The checkpoint is saved and the lock released: a further Ctrl-C or SIGTERM while Python and JAX shut down
+    # (their exit handlers) ends the process at once, without a KeyboardInterrupt traceback.
+    import signal
+    for s in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(s, lambda signum, frame: os._exit(128 + signum))  # pylint: disable=protected-access
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
   except Exception as e:  # pylint: disable=broad-except
