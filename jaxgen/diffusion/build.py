@@ -147,12 +147,14 @@ def validate_ddpm_config(config) -> None:
   if k and k != spec.num_classes:
     raise ValueError(f"model.num_classes={k} but {spec.name} has {spec.num_classes} classes (or use 0)")
   text = _validate_text(ms, spec, kind)
+  embed = _validate_embedding(ms, spec, kind)
   prior = _settings(m, PRIOR_DEFAULTS)
   prior_cond = kind == "prior_transformer" and bool(prior["text_embed_dim"] or prior["num_tokens"])
-  if not (k or text or prior_cond) and s["guidance"]:
+  if not (k or text or embed or prior_cond) and s["guidance"]:
     raise ValueError(f"diffusion.guidance={s['guidance']} needs a conditional model (model.num_classes > 0, "
-                     "model.text_vocab > 0, or a prior_transformer's model.text_embed_dim / num_tokens > 0)")
-  if (k or text or prior_cond) and s["label_dropout"] == 0 and s["guidance"]:
+                     "model.text_vocab > 0, model.embed_dim > 0, or a prior_transformer's model.text_embed_dim / "
+                     "num_tokens > 0)")
+  if (k or text or embed or prior_cond) and s["label_dropout"] == 0 and s["guidance"]:
     raise ValueError(f"diffusion.guidance={s['guidance']} needs label_dropout > 0: without it the null condition "
                      "is never trained")
   if ms["dtype"] not in opts.COMPUTE_DTYPES:
@@ -196,6 +198,26 @@ def prior_kwargs(model, event_shape) -> dict:
   import jax.numpy as jnp
   return dict(width=model["width"], depth=model["depth"], num_heads=model["num_heads"], embed_dim=event_shape[0],
               dtype=jnp.dtype(model.get("dtype", MODEL_DEFAULTS["dtype"])), **_settings(model, PRIOR_DEFAULTS))
+
+
+def _validate_embedding(ms, spec, kind) -> bool:
+  """model.embed_dim / embed_tokens (the U-Net conditioned on a vector, unCLIP's decoder): True when set."""
+  dim, n = ms["embed_dim"], ms["embed_tokens"]
+  if isinstance(dim, bool) or not (isinstance(dim, int) and dim >= 0):
+    raise ValueError(f"model.embed_dim={dim!r} must be an int >= 0 (0: not conditioned on an embedding)")
+  if not dim:
+    return False
+  if kind != "unet":
+    raise ValueError(f"model.embed_dim={dim}: the embedding condition is the U-Net's; model.kind={kind!r} has none "
+                     "(a prior_transformer reads model.text_embed_dim)")
+  if isinstance(n, bool) or not (isinstance(n, int) and n >= 1):
+    raise ValueError(f"model.embed_tokens={n!r} must be an int >= 1")
+  shapes = dict(spec.feature_shapes)
+  if tuple(shapes.get("embedding", ())) != (dim,):
+    have = f"holds it with shape {tuple(shapes['embedding'])}" if "embedding" in shapes else "has no such feature"
+    raise ValueError(f"model.embed_dim={dim}: the U-Net reads batch['embedding'] of shape ({dim},); "
+                     f"data.name={spec.name!r} {have} (use 0)")
+  return True
 
 
 def _validate_text(ms, spec, kind) -> bool:

@@ -98,8 +98,8 @@ class DDPM:
       cond["label"] = jnp.zeros((1,), jnp.int32)
     if "tokens" in self.cond_features:
       cond["tokens"] = jnp.zeros((1, self.network.text_max_len), jnp.int32)
-    if "embedding" in self.cond_features:                 # unCLIP's prior (jaxgen.nn.prior_transformer)
-      cond["embedding"] = jnp.zeros((1, self.network.text_embed_dim), jnp.float32)
+    if "embedding" in self.cond_features:           # unCLIP's prior and decoder (PriorTransformer, UNet)
+      cond["embedding"] = jnp.zeros((1, self.network.embedding_dim), jnp.float32)
     if "token_features" in self.cond_features:
       cond["token_features"] = jnp.zeros((1, self.network.num_tokens, self.network.token_dim), jnp.float32)
     return cond or None

@@ -16,7 +16,7 @@ DIFFUSION_DEFAULTS = dict(prediction="eps", loss_weighting="simple", min_snr_gam
                           sampler="ancestral", sample_steps=0, timestep_spacing="even", eta=0.0, guidance=0.0)
 MODEL_DEFAULTS = dict(num_classes=0, norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1.0, downsample_padding=0,
                       remat=False, dtype="float32", text_vocab=0, text_max_len=0, text_width=64, text_depth=2,
-                      text_heads=4, cross_attn_heads=4)
+                      text_heads=4, cross_attn_heads=4, embed_dim=0, embed_tokens=4)
 # config.model's optional fields of model.kind='prior_transformer' (unCLIP's prior, jaxgen.nn.prior_transformer;
 # width, depth and num_heads are required): 0 = no text-embedding / token-feature condition.
 PRIOR_DEFAULTS = dict(mlp_ratio=4.0, text_embed_dim=0, num_tokens=0, token_dim=0)

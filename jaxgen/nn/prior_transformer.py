@@ -56,6 +56,11 @@ class PriorTransformer(nn.Module):
     return (("embedding",) if self.text_embed_dim else ()) + (("token_features",) if self.num_tokens else ())
 
   @property
+  def embedding_dim(self) -> int:
+    """The width of cond['embedding'] (0: not conditioned on a text embedding)."""
+    return self.text_embed_dim
+
+  @property
   def seq_len(self) -> int:
     """The Transformer's sequence: the token features, the text embedding, then timestep, x and the query."""
     return self.num_tokens + (1 if self.text_embed_dim else 0) + 3

@@ -86,6 +86,13 @@ class UNet(nn.Module):
   caption's token features. The null caption (all pads) is the unconditional model: the cross-attention
   blocks leave their input unchanged for it.
 
+  Embedding-conditional with `embed_dim > 0` (unCLIP's decoder, Ramesh et al. 2022, GLIDE's way): `cond['embedding']`
+  (B, embed_dim), e.g. a CLIP image embedding, is projected into the timestep embedding (added, as the class
+  embedding is) and into `embed_tokens` extra context tokens of width `text_width` that the cross-attention
+  blocks attend (beside the caption's tokens when the U-Net is also text-conditional, or alone). The null
+  embedding is zeros (what embedding dropout trains for classifier-free guidance): its projections are their
+  biases, a learned unconditional model.
+
   `norm_eps`, `flip_sin_to_cos`, `freq_shift` and `downsample_padding` are diffusers' `UNet2DModel` options
   of those names; the defaults are the official network's (and diffusers' `google/ddpm-cifar10-32` config).
   `remat=True` rematerialises every residual and attention block in the backward pass (same parameters, same
@@ -106,6 +113,8 @@ class UNet(nn.Module):
   text_depth: int = 2
   text_heads: int = 4
   cross_attn_heads: int = 4
+  embed_dim: int = 0
+  embed_tokens: int = 4
   norm_eps: float = 1e-6
   flip_sin_to_cos: bool = False
   freq_shift: float = 1.0
@@ -115,7 +124,13 @@ class UNet(nn.Module):
 
   @property
   def cond_features(self):
-    return (("label",) if self.num_classes else ()) + (("tokens",) if self.text_vocab else ())
+    return ((("label",) if self.num_classes else ()) + (("tokens",) if self.text_vocab else ())
+            + (("embedding",) if self.embed_dim else ()))
+
+  @property
+  def embedding_dim(self) -> int:
+    """The width of cond['embedding'] (0: not embedding-conditional)."""
+    return self.embed_dim
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, t: jnp.ndarray, cond: Optional[dict] = None, *,
@@ -123,7 +138,11 @@ class UNet(nn.Module):
     chex.assert_rank(x, 4)
     chex.assert_shape(t, (x.shape[0],))
     conditions.check_cond(cond, self.cond_features, x.shape[0], f"UNet(num_classes={self.num_classes}"
-                        + (f", text_vocab={self.text_vocab})" if self.text_vocab else ")"))
+                          + (f", text_vocab={self.text_vocab}" if self.text_vocab else "")
+                          + (f", embed_dim={self.embed_dim}" if self.embed_dim else "") + ")")
+    if self.embed_dim and tuple(cond["embedding"].shape[1:]) != (self.embed_dim,):
+      raise ValueError(f"cond['embedding'] has shape {tuple(cond['embedding'].shape)}; UNet(embed_dim="
+                       f"{self.embed_dim}) takes (B, {self.embed_dim})")
     _, height, width, in_ch = x.shape
     # Structural checks only: attn_resolutions that are never visited are left to
     # check_unet_config, as in the original network.
@@ -150,6 +169,15 @@ class UNet(nn.Module):
                                self.text_depth, self.text_heads, pool="last_nonpad", causal=False, dtype=self.dtype,
                                name="text_encoder")(tokens)
 
+    embedding = None
+    if self.embed_dim:
+      embedding = cond["embedding"].astype(self.dtype)
+      extra = nn.Dense(self.embed_tokens * self.text_width, dtype=self.dtype, name="embed_tokens")(embedding)
+      extra = extra.reshape(x.shape[0], self.embed_tokens, self.text_width)
+      ones = jnp.ones((x.shape[0], self.embed_tokens), jnp.int32)     # never masked: not pads
+      context, tokens = ((extra, ones) if context is None else
+                         (jnp.concatenate([context, extra], axis=1), jnp.concatenate([tokens, ones], axis=1)))
+
     def attn_block(h, name):
       h = attn_cls(num_groups=self.num_groups, norm_eps=self.norm_eps, dtype=self.dtype, name=name)(h)
       if context is not None:
@@ -165,6 +193,8 @@ class UNet(nn.Module):
     if self.num_classes:
       temb = temb + nn.Embed(self.num_classes + 1, 4 * self.ch, dtype=self.dtype,
                              name="label_embed")(cond["label"].astype(jnp.int32))
+    if embedding is not None:
+      temb = temb + nn.Dense(4 * self.ch, dtype=self.dtype, name="embed_temb")(embedding)
 
     # Down path.
     hs = [conv3x3(self.ch, self.dtype, "conv_in")(x.astype(self.dtype))]

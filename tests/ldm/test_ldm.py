@@ -162,7 +162,7 @@ def test_text_conditioning_needs_captions_and_a_unet():
   c = get_config("quick_shapes")
   c.diffusion.guidance = 2.0
   with pytest.raises(ValueError, match=r"guidance=2.0 needs a conditional model \(model.num_classes > 0, "
-                                       r"model.text_vocab > 0, or a prior_transformer's"):
+                                       r"model.text_vocab > 0, model.embed_dim > 0, or a prior_transformer's"):
     registry.validate_config(c)
 
 
