@@ -12,8 +12,6 @@ Held in memory: 20,000 latents of 16x16x4 are 82 MB. Needs data.pipeline='memory
 """
 from __future__ import annotations
 
-import numpy as np
-
 
 def ddpm_data_fn(config):
   """The DDPM family's data_fn: jaxgen.data.train_data_fn, or with codec.cache the cached latents."""
@@ -35,14 +33,8 @@ def ddpm_data_fn(config):
 
   def encode_images(images, chunk=500):
     if "latents" not in memo or len(memo["latents"]) != len(images):
-      from jaxgen.train.logging import TaskProgress
-      bar = TaskProgress(len(images), "latent cache: encoding the training split", "img",
-                         note=f"chunks of {chunk}; the first compiles")
-      latents = []
-      for i in range(0, len(images), chunk):
-        latents.append(np.asarray(encode(params, images[i:i + chunk]), np.float32))
-        bar.update(len(latents[-1]))
-      memo["latents"] = np.concatenate(latents)
+      from jaxgen.ldm.scaling import encode_in_chunks
+      memo["latents"] = encode_in_chunks(encode, params, images, chunk, "latent cache: encoding the training split")
     return memo["latents"]
 
   spec = get_dataset_spec(config.data.name)

@@ -19,6 +19,18 @@ import numpy as np
 SCALE_FILE = "latent_scale.json"
 
 
+def encode_in_chunks(encode, params, images, chunk: int, what: str, dtype=np.float32) -> np.ndarray:
+  """encode(params, images[i:i + chunk]) over all `images`, concatenated as numpy `dtype`, with progress lines
+  (`what`: the task's name in them)."""
+  from jaxgen.train.logging import TaskProgress
+  bar = TaskProgress(len(images), what, "img", note=f"chunks of {min(chunk, len(images))}; the first compiles")
+  out = []
+  for i in range(0, len(images), chunk):
+    out.append(np.asarray(encode(params, images[i:i + chunk]), dtype))
+    bar.update(len(out[-1]))
+  return np.concatenate(out)
+
+
 def compute_latent_scale(config, family, params, num: int, batch_size: int = 256) -> Dict[str, Any]:
   """{scale, std, mean, num_examples} of the posterior means of the first `num` training images."""
   import jax
@@ -26,15 +38,8 @@ def compute_latent_scale(config, family, params, num: int, batch_size: int = 256
   if num < 2:
     raise ValueError(f"num={num} must be >= 2 (a standard deviation needs two values)")
   images = load_split(config, "train")["image"][:num]
-  encode = jax.jit(family.encode_latents)
-  from jaxgen.train.logging import TaskProgress
-  bar = TaskProgress(len(images), "latent scale: encoding training images", "img",
-                     note=f"batches of {min(batch_size, len(images))}; the first may compile")
-  z = []
-  for i in range(0, len(images), batch_size):
-    z.append(np.asarray(encode(params, images[i:i + batch_size]), np.float64))
-    bar.update(len(z[-1]))
-  z = np.concatenate(z)
+  z = encode_in_chunks(jax.jit(family.encode_latents), params, images, batch_size,
+                       "latent scale: encoding training images", np.float64)
   std = float(z.std())
   if not std > 0:
     raise ValueError(f"the latents of {len(images)} training images have std {std}: no scale 1/std exists")
