@@ -5,7 +5,7 @@ r"""Throughput of the full DDPM train step (the CIFAR-10 U-Net, 35.7M params) on
 For each variant (a subprocess, because XLA flags are read when JAX starts) it prints compile time (wall and
 the process's CPU time, which a busy machine disturbs less; and the number of fused kernels XLA emitted, which
 is what the compile time grows with: the step compiled in 26.7 s of CPU with 5,913 kernels before the trainer
-took one global norm per group instead of per-leaf finite checks and a second norm, 19 s with 4,060 after),
+took one global norm per group instead of per-leaf finite checks and a second norm, ~19 s with 3,109 after),
 steady-state images/s of the whole compiled step (forward, backward, clipping, Adam, EMA), the step's
 FLOPs from XLA's cost analysis and the achieved GFLOP/s, beside the float32 matmul GFLOP/s of the same
 process (a 2048^3 matmul), as a table.

@@ -263,11 +263,13 @@ def run_cli(flags, *, experiment: str):
           f"there); free space and rerun the same command to resume", file=sys.stderr, flush=True)
     sys.exit(1)
   except TrainingInterrupted as e:
-    # The checkpoint is saved and the lock released: a further Ctrl-C or SIGTERM while Python and JAX shut down
-    # (their exit handlers) ends the process at once, without a KeyboardInterrupt traceback.
+    # The checkpoint is saved and the lock released: while Python and JAX shut down (their exit handlers), a
+    # further Ctrl-C is ignored (not a KeyboardInterrupt traceback, nor, once Python's finalisation has restored
+    # the default handlers, a death by SIGINT: SIG_IGN is the one disposition it keeps) and a SIGTERM ends the
+    # process at once, should the shutdown hang.
     import signal
-    for s in (signal.SIGINT, signal.SIGTERM):
-      signal.signal(s, lambda signum, frame: os._exit(128 + signum))  # pylint: disable=protected-access
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))  # pylint: disable=protected-access
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
   except Exception as e:  # pylint: disable=broad-except
