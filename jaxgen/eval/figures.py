@@ -64,7 +64,11 @@ def make_flow_figures(config, model, workdir):
   def eval_fn(state, step):
     params, out_dir, results = state.ema_params, os.path.join(workdir, "figures"), {}
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), sm.SAMPLE_SEED)
-    for t in config.figures.temperatures:
+    from jaxgen.train.logging import TaskProgress
+    temps = tuple(config.figures.temperatures)
+    stages = TaskProgress(len(temps) + (0 if model.num_classes else 2), "flow figures", quiet_start=True)
+    for t in temps:
+      stages.stage(f"{num} samples at temperature {t:g}" + (" (the first compiles)" if t == temps[0] else ""))
       images = np.asarray(sample(params, rng, t))
       save_image_grid(os.path.join(out_dir, f"samples_T{t:g}.png"), images,
                       ncols=num // model.num_classes if model.num_classes else 10)
@@ -75,10 +79,12 @@ def make_flow_figures(config, model, workdir):
       return results
     test, train = load_heldout(config), load_split(config, "train")
     n = 8
+    stages.stage(f"interpolations between {n} pairs of held-out images")
     strip = interpolate(compiled, params, test["image"][:n], test["image"][n:2 * n], 8)
     save_image_grid(os.path.join(out_dir, "interpolations.png"), np.asarray(strip).reshape((-1,) + strip.shape[2:]),
                     ncols=8)
     src, dst = config.figures.manipulate
+    stages.stage(f"class-mean latents of {len(train['image'])} training images, {src} moved towards {dst}")
     means = class_mean_latents(compiled, params, train["image"], train["label"], int(train["label"].max()) + 1)
     pick = test["image"][test["label"] == src][:n]
     strengths = np.linspace(0.0, 1.5, 7)
@@ -103,14 +109,19 @@ def make_vae_figures(config, vae, workdir, num: int = 50):
     params, directory = state.ema_params, os.path.join(workdir, "figures")
     rng = jax.random.PRNGKey(config.seed)
     x = images[:num]
+    from jaxgen.train.logging import TaskProgress
+    stages = TaskProgress(3, "vae figures", quiet_start=True)
+    stages.stage(f"reconstructions of {num} held-out images")
     rec = np.asarray(reconstruct(params, x, rng))
     ncols = 10
     rows = []
     for i in range(0, num, ncols):
       rows += [x[i:i + ncols].astype(np.float32) / 127.5 - 1.0, rec[i:i + ncols]]
     save_image_grid(os.path.join(directory, "reconstructions.png"), np.concatenate(rows), ncols=ncols)
+    stages.stage("100 samples")
     save_image_grid(os.path.join(directory, "samples.png"),
                     np.asarray(sample(params, jax.random.fold_in(rng, 1), 100)), ncols=10)
+    stages.stage("interpolations between 8 pairs of held-out images")
     path = np.asarray(interpolate(params, images[:8], images[8:16], rng, 10))
     save_image_grid(os.path.join(directory, "interpolations.png"), path.reshape((-1,) + path.shape[2:]), ncols=10)
     return {}
