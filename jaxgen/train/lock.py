@@ -157,15 +157,18 @@ class WorkdirLock:
         return False
       except OSError:                          # a file system without hard links: exclusive create, then write
         return self._create_in_place(me)
-      self.held = True
-      self._record = me
-      _HELD.add(self)
+      self._mark_held(me)
       return True
     finally:
       try:
         os.remove(tmp)
       except FileNotFoundError:
         pass
+
+  def _mark_held(self, me) -> None:
+    self.held = True
+    self._record = me
+    _HELD.add(self)
 
   def _own_tmp(self) -> str:
     return f"{self.path}.{os.getpid()}.new"
@@ -180,9 +183,7 @@ class WorkdirLock:
         return False
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
-      self.held = True
-      self._record = me
-      _HELD.add(self)
+      self._mark_held(me)
       return True
     finally:
       signal.pthread_sigmask(signal.SIG_SETMASK, old)
