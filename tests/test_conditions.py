@@ -85,8 +85,13 @@ def test_shapes_agreement_against_a_hand_count():
   assert got["attr_kind"] == pytest.approx(2 / 3)    # 3 asked objects, 2 kinds shown
   assert got["attr_colour"] == pytest.approx(2 / 3)
   assert got["attr_size"] == pytest.approx(1 / 3)    # only scene 1's first object has its size
+  assert got["attr_colour_alone"] == pytest.approx(2 / 3)   # colours 3 and 1 shown, 6 not
   assert got["label_accuracy"] == 1.0                # label = kind - 1: kind 2 shown in 0, kind 1 in 1
   assert 0 <= got["attr_quadrant_kind"] <= 1 and "attr_kind_chance" in got
+  # a colour shown on the wrong kind counts for attr_colour_alone only
+  wrong_kind = _shapes_logits(np.array([[0, 0, 4, 0], [0, 0, 0, 1]]), colours, sizes, count=[1, 1])
+  got = agreement.agreement("shapes", wrong_kind, {"attributes": att})
+  assert got["attr_colour"] == pytest.approx(1 / 3) and got["attr_colour_alone"] == pytest.approx(2 / 3)
 
 
 def test_digits_label_accuracy():

@@ -52,6 +52,12 @@ class CLIPModel(nn.Module):
     _, pooled = self.text_encoder(tokens)
     return l2_normalize(self.text_projection(pooled))
 
+  def encode_text_tokens(self, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """(the text tower's per-token features (B, L, text width) after its final LayerNorm, the unit-norm text
+    embeddings (B, embed_dim))."""
+    features, pooled = self.text_encoder(tokens)
+    return features, l2_normalize(self.text_projection(pooled))
+
   def __call__(self, images: jnp.ndarray, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
     return self.encode_image(images), self.encode_text(tokens)
 
@@ -109,6 +115,15 @@ class CLIP:
     """(N, embed_dim) unit-norm embeddings of 0-padded token ids (N, L); positions from text_len on must be pads
     (what the data set's captions leave there)."""
     return self.model.apply(params, tokens[:, :self.text_len], method=CLIPModel.encode_text)
+
+  def encode_text_features(self, params, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """(per-token features (N, text_len, text width), unit-norm embeddings (N, embed_dim)) of token ids (N, L):
+    the caption's context of unCLIP's prior (jaxgen.diffusion.conditioners)."""
+    return self.model.apply(params, tokens[:, :self.text_len], method=CLIPModel.encode_text_tokens)
+
+  @property
+  def text_width(self) -> int:
+    return self.model.text_encoder.width
 
   def logit_scale(self, params) -> jnp.ndarray:
     """The clipped multiplier exp(logit_scale) (<= 100)."""

@@ -103,6 +103,18 @@ def caption_vocab_size(data_name: str) -> int:
   raise ValueError(f"data.name={data_name!r} has no captions; captioned data sets: {', '.join(CAPTIONED)}")
 
 
+def heldout_examples(data_name: str, num: int, features):
+  """{feature: numpy (num, ...)} of the first `num` held-out examples of `shapes` / `shapes_tiny` (the tiny
+  split's first examples are the full one's), made by the builder without loading the data set."""
+  caption_vocab_size(data_name)
+  from jaxgen.data.builders.shapes import shapes_split_arrays
+  arrays = shapes_split_arrays("test", num)
+  bad = [f for f in features if f not in arrays]
+  if bad:
+    raise ValueError(f"held-out examples have no {bad}; choose from: {', '.join(arrays)}")
+  return {f: arrays[f] for f in features}
+
+
 def heldout_captions(data_name: str, num: int):
   """The captions of the first `num` held-out examples of a captioned data set (computed without loading it)."""
   caption_vocab_size(data_name)

@@ -17,8 +17,38 @@ def _settings(section, defaults):
 
 NETWORKS = ("unet", "mlp", "prior_transformer")   # config.model.kind: the U-Net for images; for vectors an MLP
                                                   # or unCLIP's prior Transformer (jaxgen.nn.prior_transformer)
-CODECS = ("data", "frozen_autoencoder")  # config.codec.kind: the data set's own values, or a frozen run's latents
+CODECS = ("data", "frozen_autoencoder", "clip_image")  # config.codec.kind: the data set's own values, a frozen
+                                                        # run's latents, or a frozen CLIP run's image embeddings
 AUTOENCODER_FAMILIES = ("vae", "ldm_autoencoder")   # families giving latent_shape / encode_latents / decode_latents
+CLIP_PART = "clip"          # the frozen part's name of a CLIP run (codec.kind='clip_image', condition.kind='clip_*')
+
+
+def condition_settings(config):
+  """config.condition: the condition encoder (jaxgen.diffusion.conditioners). kind 'none' (the batch's own
+  features), 'clip_image' (the frozen CLIP run in `workdir` embeds batch['image']: unCLIP's decoder) or
+  'clip_text' (it embeds batch['tokens'], plus its per-token features with `token_features`: unCLIP's prior)."""
+  c = config.get("condition") or {}
+  return dict(kind=c.get("kind", "none"), workdir=c.get("workdir", ""), token_features=c.get("token_features", True))
+
+
+def clip_source(workdir: str, field: str):
+  """The CLIP family of the finished CLIP run in `workdir` (built from its config.json; no parameters read),
+  or ValueError naming `field` and what is wrong."""
+  import os
+  if not workdir or not os.path.isfile(os.path.join(workdir, "config.json")):
+    raise ValueError(f"{field}={workdir!r} holds no finished run (no config.json): train CLIP first "
+                     "(experiments/clip_shapes.py) and point it at that workdir")
+  from jaxgen import registry
+  from jaxgen.train.run import read_run_config
+  _, source = read_run_config(workdir)
+  if source.get("family") != "clip":
+    raise ValueError(f"{field}={workdir} holds a {source.get('family')!r} run; it must be a 'clip' run")
+  return registry.resolve(registry.family_entry("clip").build)(source)
+
+
+def _clip_part(workdir: str):
+  from jaxgen.train.frozen import FrozenPart
+  return FrozenPart(workdir, expect=(("family", "clip"),), use="trained")
 
 
 def codec_settings(config):
@@ -36,6 +66,8 @@ def event_shape(config):
     from jaxgen.train.run import read_run_config
     _, source = read_run_config(cs["workdir"])
     return tuple(int(n) for n in registry.resolve(registry.family_entry(source.family).build)(source).latent_shape)
+  if cs["kind"] == "clip_image":
+    return (int(clip_source(cs["workdir"], "codec.workdir").model.embed_dim),)
   return tuple(get_dataset_spec(config.data.name).event_shape)
 
 
@@ -57,7 +89,10 @@ def _validate_codec(config, spec) -> None:
   if cs["kind"] == "data":
     return
   if spec.kind != "image":
-    raise ValueError(f"codec.kind='frozen_autoencoder' encodes images; data.name={spec.name!r} holds {spec.kind}")
+    raise ValueError(f"codec.kind={cs['kind']!r} encodes images; data.name={spec.name!r} holds {spec.kind}")
+  if cs["kind"] == "clip_image":
+    _check_clip_images(clip_source(cs["workdir"], "codec.workdir"), spec, "codec.workdir", cs["workdir"])
+    return
   if not cs["workdir"] or not os.path.isfile(os.path.join(cs["workdir"], "config.json")):
     raise ValueError(f"codec.workdir={cs['workdir']!r} holds no finished run (no config.json): train the "
                      "autoencoder first and point codec.workdir at its workdir")
@@ -85,12 +120,47 @@ def _validate_codec(config, spec) -> None:
     raise ValueError(f"codec.scale={cs['scale']!r} must be > 0 or 'auto'")
 
 
+def _check_clip_images(clip, spec, field, workdir) -> None:
+  if tuple(clip.image_shape) != tuple(spec.event_shape):
+    raise ValueError(f"{field}={workdir} is a CLIP of {tuple(clip.image_shape)} images; data.name={spec.name!r} "
+                     f"holds {tuple(spec.event_shape)} images")
+
+
+def _validate_condition(config, spec):
+  """config.condition against the data and the codec: {feature: per-example shape} of the features the network
+  can be given (the condition encoder's outputs, else the data set's own features)."""
+  cond = condition_settings(config)
+  from jaxgen.diffusion.conditioners import CONDITIONS
+  if cond["kind"] not in CONDITIONS:
+    raise ValueError(f"condition.kind={cond['kind']!r}; choose one of: {', '.join(CONDITIONS)}")
+  if cond["kind"] == "none":
+    return dict(spec.feature_shapes)
+  clip = clip_source(cond["workdir"], "condition.workdir")
+  cs = codec_settings(config)
+  if cs["kind"] == "clip_image" and cs["workdir"] != cond["workdir"]:
+    raise ValueError(f"codec.workdir={cs['workdir']!r} and condition.workdir={cond['workdir']!r}: the codec and "
+                     "the condition encoder share one frozen CLIP run; give the same workdir")
+  if cond["kind"] == "clip_image":
+    if spec.kind != "image":
+      raise ValueError(f"condition.kind='clip_image' embeds images; data.name={spec.name!r} holds {spec.kind}")
+    _check_clip_images(clip, spec, "condition.workdir", cond["workdir"])
+    from jaxgen.diffusion.conditioners import ClipImageCondition
+    return ClipImageCondition(clip).shapes
+  if "tokens" not in dict(spec.feature_shapes):
+    raise ValueError(f"condition.kind='clip_text' embeds captions; data.name={spec.name!r} has none")
+  if cond["token_features"] not in (True, False):
+    raise ValueError(f"condition.token_features={cond['token_features']!r} must be true or false")
+  from jaxgen.diffusion.conditioners import ClipTextCondition
+  return ClipTextCondition(clip, bool(cond["token_features"])).shapes
+
+
 def validate_ddpm_config(config) -> None:
   """Raise ValueError naming the bad value: dataset and codec, the network against the event shape, schedule,
   sampler variance."""
   from jaxgen.nn.unet import check_unet_config
   spec = get_dataset_spec(config.data.name)
   _validate_codec(config, spec)
+  provided = _validate_condition(config, spec)
   m = config.model
   kind = m.get("kind", "unet")
   if kind not in NETWORKS:
@@ -111,7 +181,7 @@ def validate_ddpm_config(config) -> None:
       if not (isinstance(m.get(name), int) and m.get(name) >= 1):
         raise ValueError(f"model.{name}={m.get(name)!r} must be an int >= 1")
     if kind == "prior_transformer":
-      _validate_prior(m, spec)
+      _validate_prior(m, _provider(config, spec), provided)
   if not 0.0 <= m.get("dropout", 0.0) < 1.0:
     raise ValueError(f"model.dropout={m.dropout} must lie in [0, 1)")
   d = config.diffusion
@@ -147,7 +217,7 @@ def validate_ddpm_config(config) -> None:
   if k and k != spec.num_classes:
     raise ValueError(f"model.num_classes={k} but {spec.name} has {spec.num_classes} classes (or use 0)")
   text = _validate_text(ms, spec, kind)
-  embed = _validate_embedding(ms, spec, kind)
+  embed = _validate_embedding(ms, _provider(config, spec), kind, provided)
   prior = _settings(m, PRIOR_DEFAULTS)
   prior_cond = kind == "prior_transformer" and bool(prior["text_embed_dim"] or prior["num_tokens"])
   if not (k or text or embed or prior_cond) and s["guidance"]:
@@ -163,9 +233,10 @@ def validate_ddpm_config(config) -> None:
     raise ValueError(f"model.downsample_padding={ms['downsample_padding']!r}; choose 0 (bottom/right) or 1 (all sides)")
 
 
-def _validate_prior(m, spec) -> None:
+def _validate_prior(m, who, provided) -> None:
   """model.* of model.kind='prior_transformer' (unCLIP's prior): its geometry, and its conditions against the
-  data set's per-example features (a condition the data set does not hold could never be trained)."""
+  features it can be given (`provided`: the condition encoder's, else the data set's; a condition nobody
+  supplies could never be trained)."""
   p = _settings(m, PRIOR_DEFAULTS)
   if m.width % m.num_heads:
     raise ValueError(f"model.width={m.width} is not divisible by model.num_heads={m.num_heads}")
@@ -182,15 +253,14 @@ def _validate_prior(m, spec) -> None:
   if bool(p["num_tokens"]) != bool(p["token_dim"]):
     raise ValueError(f"model.num_tokens={p['num_tokens']}, model.token_dim={p['token_dim']}: set both (the "
                      "token features' length and width) or neither")
-  shapes = dict(spec.feature_shapes)
   for feature, need in (("embedding", (p["text_embed_dim"],)), ("token_features", (p["num_tokens"], p["token_dim"]))):
     if not need[0]:
       continue
-    if tuple(shapes.get(feature, ())) != need:
+    if tuple(provided.get(feature, ())) != need:
       field = "text_embed_dim" if feature == "embedding" else "num_tokens"
-      have = f"holds it with shape {tuple(shapes[feature])}" if feature in shapes else "has no such feature"
-      raise ValueError(f"model.{field}={need[0]}: the prior reads batch[{feature!r}] of shape {need}; "
-                       f"data.name={spec.name!r} {have} (use 0)")
+      have = f"gives it with shape {tuple(provided[feature])}" if feature in provided else "gives no such feature"
+      raise ValueError(f"model.{field}={need[0]}: the prior reads cond[{feature!r}] of shape {need}; "
+                       f"{who} {have} (use 0)")
 
 
 def prior_kwargs(model, event_shape) -> dict:
@@ -200,7 +270,12 @@ def prior_kwargs(model, event_shape) -> dict:
               dtype=jnp.dtype(model.get("dtype", MODEL_DEFAULTS["dtype"])), **_settings(model, PRIOR_DEFAULTS))
 
 
-def _validate_embedding(ms, spec, kind) -> bool:
+def _provider(config, spec) -> str:
+  kind = condition_settings(config)["kind"]
+  return f"data.name={spec.name!r}" if kind == "none" else f"condition.kind={kind!r}"
+
+
+def _validate_embedding(ms, who, kind, provided) -> bool:
   """model.embed_dim / embed_tokens (the U-Net conditioned on a vector, unCLIP's decoder): True when set."""
   dim, n = ms["embed_dim"], ms["embed_tokens"]
   if isinstance(dim, bool) or not (isinstance(dim, int) and dim >= 0):
@@ -212,11 +287,10 @@ def _validate_embedding(ms, spec, kind) -> bool:
                      "(a prior_transformer reads model.text_embed_dim)")
   if isinstance(n, bool) or not (isinstance(n, int) and n >= 1):
     raise ValueError(f"model.embed_tokens={n!r} must be an int >= 1")
-  shapes = dict(spec.feature_shapes)
-  if tuple(shapes.get("embedding", ())) != (dim,):
-    have = f"holds it with shape {tuple(shapes['embedding'])}" if "embedding" in shapes else "has no such feature"
-    raise ValueError(f"model.embed_dim={dim}: the U-Net reads batch['embedding'] of shape ({dim},); "
-                     f"data.name={spec.name!r} {have} (use 0)")
+  if tuple(provided.get("embedding", ())) != (dim,):
+    have = f"gives it with shape {tuple(provided['embedding'])}" if "embedding" in provided else "gives no such feature"
+    raise ValueError(f"model.embed_dim={dim}: the U-Net reads cond['embedding'] of shape ({dim},); "
+                     f"{who} {have} (use 0, or a condition.kind such as 'clip_image')")
   return True
 
 
@@ -270,9 +344,35 @@ def make_codec(config):
     autoencoder = registry.resolve(registry.family_entry(source.family).build)(source)
     part = FrozenPart(cs["workdir"], expect=(("family", source.family), ("data.name", spec.name)))
     return codecs.FrozenAutoencoderCodec(autoencoder, "autoencoder", codec_scale(config)), {"autoencoder": part}
+  if cs["kind"] == "clip_image":
+    clip = clip_source(cs["workdir"], "codec.workdir")
+    return codecs.ClipImageCodec(clip, CLIP_PART), {CLIP_PART: _clip_part(cs["workdir"])}
   if spec.kind == "image":
     return codecs.ImageCodec(tuple(spec.event_shape)), {}
   return codecs.VectorCodec(tuple(spec.event_shape)), {}
+
+
+def make_conditioner(config):
+  """The DDPM's condition encoder (jaxgen.diffusion.conditioners, None for condition.kind='none') and its frozen
+  parts {name: FrozenPart}."""
+  cond = condition_settings(config)
+  if cond["kind"] == "none":
+    return None, {}
+  from jaxgen.diffusion import conditioners
+  clip = clip_source(cond["workdir"], "condition.workdir")
+  if cond["kind"] == "clip_image":
+    conditioner = conditioners.ClipImageCondition(clip, CLIP_PART)
+  else:
+    conditioner = conditioners.ClipTextCondition(clip, bool(cond["token_features"]), CLIP_PART)
+  return conditioner, {CLIP_PART: _clip_part(cond["workdir"])}
+
+
+def grid_sources(config, conditioner, rows: int = 8):
+  """The conditioner's inputs for the sample grid's rows: those of the first `rows` held-out examples (numpy)."""
+  if conditioner is None:
+    return None
+  from jaxgen.data.specs import heldout_examples
+  return heldout_examples(config.data.name, rows, tuple(conditioner.inputs))
 
 
 def make_ddpm(config):
@@ -293,11 +393,14 @@ def make_ddpm(config):
   kwargs = dict(beta_start=d.beta_start, beta_end=d.beta_end) if d.beta_schedule == "linear" else {}
   schedule = schedules.make_schedule(d.beta_schedule, d.num_timesteps, **kwargs)
   codec, frozen_parts = make_codec(config)
+  conditioner, cond_parts = make_conditioner(config)
+  frozen_parts = {**frozen_parts, **cond_parts}      # one 'clip' part when the codec and the encoder share it
   grid_tokens = ()
   if ms["text_vocab"]:
     from jaxgen.data.builders.shapes import tokenize
     from jaxgen.data.specs import heldout_captions
     grid_tokens = tuple(tuple(int(i) for i in tokenize(c)) for c in heldout_captions(config.data.name, 8))
   return DDPM(network=network, schedule=schedule, codec=codec, frozen_parts=frozen_parts, variance=d.variance,
+              conditioner=conditioner, grid_cond=grid_sources(config, conditioner),
               clip_x0=d.clip_x0, num_classes=ms["num_classes"], grid_tokens=grid_tokens,
               **{k: v for k, v in s.items()})

@@ -11,7 +11,8 @@ what the data are: the family is given a codec, and
                 decoder term is a Gaussian density and the bound is in nats of a continuous density
 Codecs: ImageCodec (uint8 <-> [-1, 1]), VectorCodec (float features such as 2-D points, identity),
 FrozenAutoencoderCodec (the latents of a frozen autoencoder run: encode its posterior means times `scale`,
-decode through its decoder).
+decode through its decoder), ClipImageCodec (a frozen CLIP run's image embeddings at norm sqrt(D): unCLIP's
+prior).
 """
 from __future__ import annotations
 
@@ -76,3 +77,29 @@ class FrozenAutoencoderCodec:
 
   def decode(self, params, x):
     return jnp.clip(self.autoencoder.decode_latents(params[self.part], x / self.scale), -1.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipImageCodec:
+  """Diffusion over CLIP image embeddings (unCLIP's prior): x0 = sqrt(D) * the frozen CLIP's (params[part])
+  unit-norm embedding of batch['image'] (jaxgen.diffusion.conditioners.clip_scale: about unit variance per
+  coordinate); a sample is decoded by renormalising it to norm sqrt(D), the decoder's condition as it stands."""
+  clip: Any                              # jaxgen.clip.model.CLIP
+  part: str = "clip"
+  feature: str = "image"
+  bounded = False
+  bins = 0
+
+  @property
+  def event_shape(self) -> Tuple[int, ...]:
+    return (self.clip.model.embed_dim,)
+
+  def encode(self, params, batch):
+    from jaxgen.diffusion.conditioners import clip_scale
+    emb = self.clip.encode_images(params[self.part], jnp.asarray(batch[self.feature]))
+    return clip_scale(self.event_shape[0]) * emb.astype(jnp.float32)
+
+  def decode(self, params, x):
+    from jaxgen.diffusion.conditioners import clip_scale
+    norm = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=-1, keepdims=True), 1e-12))
+    return clip_scale(self.event_shape[0]) * x / norm

@@ -15,6 +15,9 @@ functions of a params pytree. The trainer calls `init`, differentiates `loss` an
   replaced by its null value with probability `label_dropout` (the null class for labels), and sampling
   applies classifier-free guidance (Ho & Salimans 2022, jaxgen.diffusion.guidance) with scale w:
   eps = (1 + w) eps(x, c) - w eps(x, null); w = 0 is the plain conditional model.
+- A condition encoder (`conditioner`, jaxgen.diffusion.conditioners) turns the batch's raw condition (an image,
+  a caption) into the network's features with a frozen part (unCLIP: a frozen CLIP run); `cond_features` are
+  then its inputs, dropout and guidance act on its outputs, and `sample` takes either.
 - `sample` runs the sampler named by `sampler` ('ancestral' or 'ddim') over `sample_steps` timesteps spaced by
   `timestep_spacing` (jaxgen.diffusion.samplers); each can be overridden per call.
 """
@@ -55,6 +58,10 @@ class DDPM:
   codec: Any = None                  # jaxgen.diffusion.codecs: what is diffused and how samples are decoded
   grid_tokens: Tuple[Tuple[int, ...], ...] = ()   # text-conditional: the captions (token ids) of sample grids
   frozen_parts: Mapping[str, FrozenPart] = dataclasses.field(default_factory=dict)
+  conditioner: Any = None            # jaxgen.diffusion.conditioners: batch features -> the network's condition
+  # with a conditioner: the grid rows' source features ({'image': uint8 (R, H, W, C)} of held-out examples),
+  # numpy arrays, left out of the dataclass's equality and hash
+  grid_cond: Any = dataclasses.field(default=None, compare=False, hash=False)
 
   def __post_init__(self):
     if self.codec is None:
@@ -67,8 +74,24 @@ class DDPM:
     return tuple(self.codec.event_shape)
 
   @property
-  def cond_features(self) -> Tuple[str, ...]:
+  def network_cond_features(self) -> Tuple[str, ...]:
+    """The condition features the network reads (after the condition encoder, if any)."""
     return tuple(getattr(self.network, "cond_features", ("label",) if self.num_classes else ()))
+
+  @property
+  def cond_features(self) -> Tuple[str, ...]:
+    """The features the family reads from a batch (or a held-out split) as its condition: the condition
+    encoder's inputs when it has one, else the network's features."""
+    if self.conditioner is not None:
+      return tuple(self.conditioner.inputs)
+    return self.network_cond_features
+
+  def encode_cond(self, params, cond):
+    """The network's condition from `cond`: the condition encoder applied to its inputs (e.g. {'image'} ->
+    {'embedding'}), or `cond` as it is when it already holds the network's features (or there is no encoder)."""
+    if self.conditioner is None or not cond or set(cond) != set(self.conditioner.inputs):
+      return cond
+    return self.conditioner.encode(params, cond)
 
   @property
   def cond_nulls(self) -> Dict[str, Any]:
@@ -79,6 +102,13 @@ class DDPM:
     (`grid_tokens`) likewise, one row per caption."""
     if not self.cond_features:
       return None
+    if self.conditioner is not None:
+      if self.grid_cond is None:
+        raise ValueError(f"a DDPM conditioned through {type(self.conditioner).__name__} draws its grid from "
+                         "grid_cond; none was given: pass the condition")
+      n = len(next(iter(self.grid_cond.values())))
+      rows = conditions.grid_labels(num, n)
+      return {k: jnp.asarray(v)[rows] for k, v in self.grid_cond.items()}
     cond = {}
     if "label" in self.cond_features:
       cond["label"] = conditions.grid_labels(num, self.num_classes)
@@ -94,13 +124,13 @@ class DDPM:
 
   def _example_cond(self):
     cond = {}
-    if "label" in self.cond_features:
+    if "label" in self.network_cond_features:
       cond["label"] = jnp.zeros((1,), jnp.int32)
-    if "tokens" in self.cond_features:
+    if "tokens" in self.network_cond_features:
       cond["tokens"] = jnp.zeros((1, self.network.text_max_len), jnp.int32)
-    if "embedding" in self.cond_features:           # unCLIP's prior and decoder (PriorTransformer, UNet)
+    if "embedding" in self.network_cond_features:           # unCLIP's prior and decoder (PriorTransformer, UNet)
       cond["embedding"] = jnp.zeros((1, self.network.embedding_dim), jnp.float32)
-    if "token_features" in self.cond_features:
+    if "token_features" in self.network_cond_features:
       cond["token_features"] = jnp.zeros((1, self.network.num_tokens, self.network.token_dim), jnp.float32)
     return cond or None
 
@@ -126,19 +156,21 @@ class DDPM:
   def model_fn(self, params, cond=None, guidance: float = 0.0):
     """The samplers' model_fn(x_t, t) -> (eps, x0); conditional with guidance w != 0: the guided prediction,
     with the conditional and the null pass in one batch of 2B."""
-    if self.cond_features and not cond:
-      raise ValueError(f"a conditional DDPM (conditioned on {self.cond_features}) samples with a condition")
+    if self.network_cond_features and not cond:
+      raise ValueError(f"a conditional DDPM (conditioned on {self.network_cond_features}) samples with a "
+                       "condition")
     cond = {k: jnp.asarray(v) for k, v in cond.items()} if cond else None
 
     def cond_model(xt, t, c):
       return parameterisation.model_fn(self.schedule, self.prediction, self.network_fn(params, c))(xt, t)
     return guided_model_fn(cond_model, cond, self.cond_nulls, guidance)
 
-  def _cond(self, batch, rng, train: bool):
+  def _cond(self, batch, rng, train: bool, params=None):
     cond = conditions.from_batch(batch, self.cond_features)
     for k in ("label", "tokens"):
       if cond and k in cond:
         cond[k] = cond[k].astype(jnp.int32)
+    cond = self.encode_cond(params, cond)
     if train:
       cond = conditions.drop(cond, rng, self.label_dropout, self.cond_nulls)
     return cond
@@ -152,7 +184,7 @@ class DDPM:
     t = jax.random.randint(t_rng, (x0.shape[0],), 0, self.schedule.num_timesteps)
     noise = jax.random.normal(n_rng, x0.shape, jnp.float32)
     xt = gaussian.q_sample(self.schedule, x0, t, noise)
-    cond = self._cond(batch, cond_rng, train)
+    cond = self._cond(batch, cond_rng, train, params)
     out = self.network_fn(params, cond, train=train, rng=dropout_rng)(xt, t).astype(jnp.float32)
     target = parameterisation.target(self.schedule, self.prediction, x0, noise, t)
     per_example = jnp.mean(jnp.square(out - target), axis=tuple(range(1, x0.ndim)))
@@ -171,7 +203,10 @@ class DDPM:
     dict with leading axis num), by default `default_cond(num)`. Unset options take the family's defaults."""
     if self.cond_features and cond is None:
       cond = self.default_cond(num)
-    conditions.check_cond(cond, self.cond_features, num, "this DDPM")
+    if self.conditioner is not None and cond and set(cond) == set(self.conditioner.inputs):
+      conditions.check_cond(cond, self.cond_features, num, "this DDPM")
+      cond = self.conditioner.encode(params, cond)
+    conditions.check_cond(cond, self.network_cond_features, num, "this DDPM")
     shape = (num,) + self.event_shape
     model = self.model_fn(params, cond, self.guidance if guidance is None else guidance)
     x = samplers.sample(self.schedule, model, rng, shape, sampler=sampler or self.sampler,
@@ -182,12 +217,12 @@ class DDPM:
   def encode(self, params, x0, cond=None, *, steps: Optional[int] = None, spacing: Optional[str] = None):
     """DDIM inversion of data x0 (in the diffused space, e.g. images in [-1, 1]) to x_T
     (jaxgen.diffusion.samplers.ddim_encode); conditional: the data's condition (no guidance)."""
-    model = self.model_fn(params, cond, 0.0)
+    model = self.model_fn(params, self.encode_cond(params, cond), 0.0)
     return samplers.ddim_encode(self.schedule, model, x0, timesteps=self.timesteps(steps, spacing))
 
   def decode(self, params, x_T, cond=None, *, steps: Optional[int] = None, spacing: Optional[str] = None):
     """The deterministic DDIM map x_T -> x_0 that `encode` inverts (no clipping, no guidance)."""
-    model = self.model_fn(params, cond, 0.0)
+    model = self.model_fn(params, self.encode_cond(params, cond), 0.0)
     return samplers.ddim_sample(self.schedule, model, None, x_T.shape, timesteps=self.timesteps(steps, spacing),
                                 eta=0.0, clip_x0=False, x_T=x_T)
 
@@ -197,6 +232,6 @@ class DDPM:
     (codec.bins > 0): the discretised decoder and bits/dim of the discrete data; continuous data: nats of a
     density."""
     x0 = self.codec.encode(params, batch)
-    cond = self._cond(batch, None, train=False)
+    cond = self._cond(batch, None, False, params)
     model = parameterisation.model_fn(self.schedule, self.prediction, self.network_fn(params, cond))
     return vlb.vlb_terms(self.schedule, model, x0, rng, variance=self.variance, bins=self.codec.bins)

@@ -4,7 +4,8 @@ the attributes of the held-out examples whose conditions were asked for (the gen
   digits   'label' condition: label_accuracy = the network's digit equals the asked one
   shapes   'label' condition (the first object's kind): label_accuracy = some quadrant shows the asked kind;
            'tokens' condition (the caption): for each asked object, some quadrant shows its kind (attr_kind),
-           its kind and colour (attr_colour), its kind, colour and size (attr_size); attr_count = the number
+           its kind and colour (attr_colour), its kind, colour and size (attr_size), its colour whatever the
+           kind (attr_colour_alone); attr_count = the number
            of objects; attr_quadrant_kind / _colour / _size = the per-quadrant heads equal the scene's
 Each metric comes with `<name>_chance`: the same agreement against the asked attributes of other examples (a
 fixed permutation), i.e. what an unconditional model of the same samples would score.
@@ -23,7 +24,8 @@ def asked_targets(data_name: str, split: Dict[str, np.ndarray], features: Sequen
   out = {}
   if "label" in features and "label" in split:
     out["label"] = np.asarray(split["label"])
-  if "tokens" in features and "attributes" in split:
+  # a caption asks for what it says; an image (unCLIP's decoder conditioned on it) for what it shows
+  if ("tokens" in features or "image" in features) and "attributes" in split:
     out["attributes"] = np.asarray(split["attributes"])
   return out
 
@@ -49,14 +51,14 @@ def _agreement(data_name: str, pred: Dict[str, np.ndarray], asked: Dict[str, np.
   if "attributes" in asked:
     count, objs = _shapes_objects(asked["attributes"])
     out["attr_count"] = float(np.mean(pred["count"] + 1 == count))
-    hit = {"kind": [], "colour": [], "size": []}
+    hit = {"kind": [], "colour": [], "size": [], "colour_alone": []}
     for slot in range(3):
       present = objs[:, slot, 0] > 0
       k, c, s = (objs[:, slot, j][:, None] for j in range(3))
       has_k = kinds == k
       has_c = has_k & (colours == c)
       has_s = has_c & (sizes == s)
-      for name, m in (("kind", has_k), ("colour", has_c), ("size", has_s)):
+      for name, m in (("kind", has_k), ("colour", has_c), ("size", has_s), ("colour_alone", colours == c)):
         hit[name].append(np.any(m, axis=1)[present])
     for name, v in hit.items():
       out[f"attr_{name}"] = float(np.mean(np.concatenate(v)))

@@ -141,7 +141,7 @@ def compare(space, images, ref, asked: Optional[Dict[str, np.ndarray]] = None, p
     pred = logits["label"].argmax(axis=-1)
     counts = np.bincount(pred, minlength=logits["label"].shape[-1])
     out["classes_covered"] = float(np.sum(counts >= COVERAGE_FRACTION * len(pred)))
-  if asked and getattr(space, "name", None) in ("digits", "shapes"):
+  if asked and getattr(space, "name", None) in ("digits", "shapes", "shapes_tiny"):
     out.update(agreement(space.name, logits, asked))
   return {prefix + k: float(v) for k, v in out.items()}
 

@@ -3,7 +3,8 @@
 A family that builds on a finished run (latent diffusion on an autoencoder, unCLIP on CLIP, a DDPM on a VAE's
 latents) declares `frozen_parts = {name: FrozenPart(workdir, expect=..., subtree=...)}`. The trainer
 (jaxgen.train.trainer) and `load_run` then:
-  - restore each part with `load_run(part.workdir, expect=part.expect)` (its EMA params, or `subtree` of them),
+  - restore each part with `load_run(part.workdir, expect=part.expect)` (its EMA params, or its trained params
+    with use='trained', or `subtree` of them),
     outside any compiled function, and hold it in `TrainState.frozen` (replicated on the mesh);
   - hand the family its params with the parts merged in at the top level (`merge`): `loss({**params,
     name: part}, ...)`, `sample(...)`; the gradient is taken with respect to the trained params only, so a
@@ -42,6 +43,8 @@ class FrozenPart:
   expect: Tuple[Tuple[str, Any], ...] = ()        # ('dotted.field', value) pairs its config must hold
   subtree: Tuple[str, ...] = ()                   # keys into the source's EMA params; () = all of them
   step: Optional[int] = None                      # the source's checkpoint; None = its latest
+  use: str = "ema"                                # 'ema': its EMA params; 'trained': its trained params (a run
+                                                  # whose own evaluations read those, such as CLIP)
 
 
 def merge(params, frozen):
@@ -82,14 +85,16 @@ def load_parts(parts: Mapping[str, FrozenPart]) -> Tuple[Dict[str, Any], Dict[st
       run = load_run(part.workdir, step=part.step, expect=dict(part.expect))
     except (ValueError, FileNotFoundError) as e:
       raise FrozenPartError(f"the frozen part {name!r} cannot be taken from {part.workdir}: {e}") from e
-    tree = run.params
+    if part.use not in ("ema", "trained"):
+      raise FrozenPartError(f"the frozen part {name!r}: use={part.use!r}; choose 'ema' or 'trained'")
+    tree = run.params if part.use == "ema" else run.state.params
     for key in part.subtree:
       tree = tree[key]
     tree = jax.tree.map(np.asarray, tree)
     trees[name] = tree
     records[name] = {"workdir": os.path.abspath(part.workdir), "step": int(run.step),
                      "fingerprint": fingerprint(tree), "bytes": nbytes(tree),
-                     "subtree": list(part.subtree)}
+                     "subtree": list(part.subtree), "use": part.use}
   return trees, records
 
 

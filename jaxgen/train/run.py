@@ -329,9 +329,15 @@ def read_run_config(workdir: str):
   return record, ml_collections.ConfigDict(_tuples(record["config"]))
 
 
-def _get(config, dotted: str):
+_MISSING = "<not set>"
+
+
+def _get(config, dotted: str, default: Any = None):
+  """config's value at `dotted`; `default` (when given) for a field the config lacks."""
   node = config
   for part in dotted.split("."):
+    if default is not None and (not hasattr(node, "keys") or part not in node):
+      return default
     node = node[part]
   return node
 
@@ -358,7 +364,7 @@ def load_run(workdir: str, *, step: Optional[int] = None, overrides: Optional[Di
   from jaxgen.train import parallel, trainer
   from jaxgen.train.checkpoint import Checkpointer
   record, config = read_run_config(workdir)
-  wrong = {k: (_get(config, k), v) for k, v in (expect or {}).items() if _get(config, k) != v}
+  wrong = {k: (_get(config, k, _MISSING), v) for k, v in (expect or {}).items() if _get(config, k, _MISSING) != v}
   if wrong:
     raise ValueError(f"the run in {workdir} does not match: " +
                      ", ".join(f"{k} is {have!r}, expected {want!r}" for k, (have, want) in wrong.items()))

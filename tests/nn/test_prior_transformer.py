@@ -135,8 +135,8 @@ def test_config_errors_name_the_value():
                                                     "prior_transformer"),
                          (dict(width=15), "model.width=15 is not divisible by model.num_heads=2"),
                          (dict(num_heads=0), "model.num_heads=0 must be an int >= 1"),
-                         (dict(text_embed_dim=8), r"model.text_embed_dim=8: the prior reads batch\['embedding'\] "
-                                                  r"of shape \(8,\); data.name='eight_gaussians' has no such feature"),
+                         (dict(text_embed_dim=8), r"model.text_embed_dim=8: the prior reads cond\['embedding'\] "
+                                                  r"of shape \(8,\); data.name='eight_gaussians' gives no such feature"),
                          (dict(num_tokens=4), "model.num_tokens=4, model.token_dim=0: set both"),
                          (dict(dropout=0.1), "model.dropout=0.1: model.kind='prior_transformer' has no dropout")]:
     c = _toy_config()

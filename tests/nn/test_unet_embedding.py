@@ -84,8 +84,8 @@ def test_embedding_dropout_and_guidance_of_the_ddpm_family(decoder):
 def test_embedding_config_errors_name_the_value():
   from experiments.ddpm_cifar import get_config
   from jaxgen.diffusion.build import validate_ddpm_config
-  for model, message in [(dict(embed_dim=8), r"model.embed_dim=8: the U-Net reads batch\['embedding'\] of shape "
-                                             r"\(8,\); data.name='digits' has no such feature"),
+  for model, message in [(dict(embed_dim=8), r"model.embed_dim=8: the U-Net reads cond\['embedding'\] of shape "
+                                             r"\(8,\); data.name='digits' gives no such feature"),
                          (dict(embed_dim=-1), "model.embed_dim=-1 must be an int >= 0"),
                          (dict(embed_dim=8, embed_tokens=0), "model.embed_tokens=0 must be an int >= 1")]:
     config = get_config("smoke")
