@@ -54,6 +54,35 @@ def save_samples_figure(path: str, samples, kind: Optional[str] = None, referenc
   return image_grid(signed_unit_to_uint8(samples) if samples.dtype != np.uint8 else samples)
 
 
+def save_captioned_grid(path: str, rows, captions, scores=None, *, sources=None, cell: float = 0.9) -> str:
+  """One row of uint8 images (R, K, H, W, C) per caption (R strings), the caption written above its row and each
+  image's score (R, K) under it when given; `sources` (R, H, W, C): an image shown first in each row (the image
+  whose variations the row holds)."""
+  rows = np.asarray(rows)
+  r, k = rows.shape[:2]
+  first = 1 if sources is not None else 0
+  plt = pyplot()
+  fig, axes = plt.subplots(r, k + first, figsize=(cell * (k + first), (cell + 0.35) * r), dpi=100, squeeze=False)
+  for i in range(r):
+    cells = ([np.asarray(sources)[i]] if first else []) + list(rows[i])
+    for j, img in enumerate(cells):
+      ax = axes[i, j]
+      ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if first and j == 0:
+        ax.set_xlabel("source", fontsize=6)
+      elif scores is not None:
+        ax.set_xlabel(f"{float(np.asarray(scores)[i, j - first]):.1f}", fontsize=6)
+    axes[i, 0].set_title(str(captions[i]), fontsize=7, loc="left")
+  fig.tight_layout(pad=0.3)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
 def save_scatter(path: str, points, reference=None, title: str = "", limit: float = 3.0) -> str:
   """2-D points (N, 2) over optional reference points, e.g. generator samples over the data."""
   plt = pyplot()

@@ -34,3 +34,16 @@ def rerank(candidates, scores) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   index = np.argmax(scores, axis=1)
   rows = np.arange(len(scores))
   return candidates[rows, index], scores[rows, index], index
+
+
+def keep_best(candidates, scores, num: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(the `num` highest-scoring candidates of each caption (C, num, ...), their scores (C, num), their indices
+  (C, num)), best first (the earlier of equal scores first); num = 1 keeps what `rerank` keeps."""
+  candidates, scores = np.asarray(candidates), np.asarray(scores)
+  best, _, _ = rerank(candidates, scores)          # checks the shapes and that the scores are finite
+  del best
+  if not 1 <= num <= scores.shape[1]:
+    raise ValueError(f"num={num}: keep between 1 and the {scores.shape[1]} candidates per caption")
+  index = np.argsort(-scores, axis=1, kind="stable")[:, :num]
+  rows = np.arange(len(scores))[:, None]
+  return candidates[rows, index], scores[rows, index], index

@@ -152,6 +152,13 @@ def test_every_preset_of_every_experiment_validates(module, tmp_path):
       with pytest.raises(ValueError, match=r"codec.workdir='' holds no finished run"):
         registry.validate_config(config)
       config.codec.workdir = _first_stage_record(tmp_path / f"{module}_{preset}", mod.FIRST_STAGE[preset])
+    if config.get("condition", {}).get("kind", "none") != "none" and not config.condition.workdir:
+      # unCLIP needs a finished CLIP run: refused without one, valid with its record
+      with pytest.raises(ValueError, match=r"workdir='' holds no finished run"):
+        registry.validate_config(config)
+      config.condition.workdir = _clip_record(tmp_path / f"{module}_{preset}_clip", mod.CLIP_PRESET[preset])
+      if config.get("codec", {}).get("kind") == "clip_image":
+        config.codec.workdir = config.condition.workdir
     registry.validate_config(config)
     assert set(config.optim.groups) <= set(registry.family_entry(config.family).param_groups)
 
@@ -167,4 +174,16 @@ def _first_stage_record(workdir, preset):
   MetricWriter(str(workdir), tensorboard=False).write_config(run_record(config, "experiments.ldm_autoencoder",
                                                                         str(workdir)))
   write_latent_scale(str(workdir), {"scale": 1.0, "std": 1.0, "mean": 0.0, "num_examples": 0, "step": 0})
+  return str(workdir)
+
+
+def _clip_record(workdir, preset):
+  """A CLIP run directory as validation reads it (config.json; no checkpoint)."""
+  from experiments import clip_shapes
+  from jaxgen.train.logging import MetricWriter
+  from jaxgen.train.run import run_record
+  os.makedirs(workdir)
+  config = clip_shapes.get_config(preset)
+  MetricWriter(str(workdir), tensorboard=False).write_config(run_record(config, "experiments.clip_shapes",
+                                                                        str(workdir)))
   return str(workdir)
