@@ -55,7 +55,7 @@ def main():
   img = np.concatenate([np.asarray(enc_img(clip.state.params, train["image"][i:i + 500])) for i in range(0, n, 500)])
   image_s = time.perf_counter() - t0
   t0 = time.perf_counter()
-  txt, feats = zip(*[tuple(map(np.asarray, enc_txt(clip.state.params, train["tokens"][i:i + 500])))
+  feats, txt = zip(*[tuple(map(np.asarray, enc_txt(clip.state.params, train["tokens"][i:i + 500])))
                      for i in range(0, n, 500)])
   text_s = time.perf_counter() - t0
   txt, feats, s = np.concatenate(txt), np.concatenate(feats), clip_scale(d)

@@ -10,6 +10,8 @@ cross-attention, jaxgen.nn.unet), the prior (`*_prior`) the DDPM family on the C
 conditioned on config.condition.kind='clip_text' (the caption's CLIP text embedding and its text tower's
 per-token features), predicting the clean embedding. CLIP is restored with load_run's checks as a frozen part
 (never trained, not saved with the run, fingerprinted; the trained parameters, which CLIP's own evaluation reads).
+The prior's embeddings are computed once for the training split (config.condition.cache, measured faster); the
+decoder's in every step (a cache saves nothing measurable there).
 Embedding dropout (diffusion.label_dropout) trains the null condition for classifier-free guidance.
 
 COMMAND (shapes, offline; CLIP first):
@@ -78,7 +80,8 @@ def get_config(preset: str = "paper_decoder") -> ml_collections.ConfigDict:
 
 
 def _decoder(c, scale):
-  c.condition = dict(kind="clip_image", workdir="")
+  # embeddings in the step: a cache saves nothing measurable here (benchmarks/unclip_cache.py, docs/unclip.md)
+  c.condition = dict(kind="clip_image", workdir="", cache=False)
   c.model.update(ch=192, ch_mult=(1, 2, 2, 2), num_res_blocks=3, attn_resolutions=(16, 8), dropout=0.1,
                  num_groups=32, embed_dim=512, embed_tokens=4, text_width=512, cross_attn_heads=8)
   c.diffusion.update(beta_schedule="cosine", num_timesteps=1000, label_dropout=0.1, guidance=3.0, sampler="ddim",
@@ -108,7 +111,9 @@ def _decoder(c, scale):
 
 def _prior(c, scale):
   c.codec = dict(kind="clip_image", workdir="")
-  c.condition = dict(kind="clip_text", workdir="", token_features=True)
+  # the training split's CLIP embeddings and token features computed once (jaxgen.unclip.cache): the quick prior's
+  # step 5% cheaper for under 3 s of encoding (benchmarks/unclip_cache.py)
+  c.condition = dict(kind="clip_text", workdir="", token_features=True, cache=True)
   # the CLIP paper config: 512-wide embeddings, a text tower of width 512 over 24 caption positions
   c.model = dict(kind="prior_transformer", width=512, depth=12, num_heads=8, mlp_ratio=4.0, text_embed_dim=512,
                  num_tokens=24, token_dim=512, dtype="float32", dropout=0.0)

@@ -67,7 +67,7 @@ def _is_text(captions) -> bool:
   return len(captions) > 0 and isinstance(captions[0], str)
 
 
-def _tokens(run_or_family, captions, tokenizer):
+def caption_tokens(run_or_family, captions, tokenizer=None):
   """Token ids of `captions`: ids as they are, strings through `tokenizer` (default: the run's)."""
   if not _is_text(captions):
     return np.asarray(captions, np.int32)
@@ -85,7 +85,7 @@ def encode_text(run_or_family, tokens, params: Any = None, batch_size: int = 500
   """(M, embed_dim) unit-norm text embeddings of token ids (M, L), or of M caption strings (tokenized by
   `tokenizer`, default the run's: jaxgen.clip.tokenizer.run_tokenizer)."""
   family, params = _family_params(run_or_family, params)
-  return _encode(family, params, "encode_text", _tokens(run_or_family, tokens, tokenizer), batch_size)
+  return _encode(family, params, "encode_text", caption_tokens(run_or_family, tokens, tokenizer), batch_size)
 
 
 def tokenize(captions: Sequence[str]) -> np.ndarray:
@@ -99,7 +99,7 @@ def score(run_or_family, images, captions: Union[Sequence[str], np.ndarray], par
   """(N, M) logits s * <image_i, caption_j> (s = the run's clipped exp(logit_scale)): captions as strings
   (tokenized by `tokenizer`, default the run's) or as (M, L) token ids."""
   family, params = _family_params(run_or_family, params)
-  tokens = _tokens(run_or_family, captions, tokenizer)
+  tokens = caption_tokens(run_or_family, captions, tokenizer)
   img = encode_images(family, images, params)
   txt = encode_text(family, tokens, params)
   return float(family.logit_scale(params)) * (img @ txt.T)

@@ -158,7 +158,8 @@ def load_split_numpy(name: str, split: str, data_dir=None, *,
 
 def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
                         start_step: int = 0, process_index: Optional[int] = None,
-                        process_count: Optional[int] = None, encode_images=None) -> Iterator[dict]:
+                        process_count: Optional[int] = None, encode_images=None,
+                        encode_split=None) -> Iterator[dict]:
   """Iterator of this process's training batches, starting at global `start_step`.
 
   Yields {'image': uint8 (local_batch, H, W, C), 'label': int32 (local_batch,), ...} (the spec's device
@@ -171,6 +172,9 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
   once, in split order, before the batches are drawn, and the batches carry 'latent' instead of 'image' (a
   frozen first stage's cached latents, jaxgen.ldm.cache); the same examples in the same order otherwise.
   Needs random_flip off (a flipped image's latent is not the flipped latent).
+  `encode_split` (the general form: {feature: numpy (N, ...)} of this process's split -> ({new feature: array
+  (N, ...)}, features to drop)): the batches carry the new features (and lose the dropped ones), e.g. a frozen
+  CLIP's cached embeddings (jaxgen.unclip.cache).
   """
   from jaxgen.data import ordering  # pylint: disable=import-outside-toplevel
   spec = get_dataset_spec(data_config.name)
@@ -196,15 +200,20 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
     split = tfds.even_splits(split, n=process_count)[process_index]
   ds = builder.as_dataset(split=split, shuffle_files=False)
   ds = ds.map(lambda ex: _cast_features(tf, ex, spec.device_features))
-  if encode_images is not None:
+  if encode_images is not None or encode_split is not None:
     if data_config.random_flip:
-      raise ValueError("cached latents need data.random_flip=False: a flipped image's latent is not the flipped "
-                       "latent")
+      raise ValueError("cached encodings need data.random_flip=False: a flipped image's encoding is not the "
+                       "flipped encoding")
     import numpy as np  # pylint: disable=import-outside-toplevel
-    images = np.stack([ex["image"] for ex in tfds.as_numpy(ds)])
-    latents = tf.data.Dataset.from_tensor_slices(np.asarray(encode_images(images), np.float32))
-    ds = tf.data.Dataset.zip((ds, latents)).map(
-        lambda ex, z: {**{k: v for k, v in ex.items() if k != "image"}, "latent": z})
+    examples = list(tfds.as_numpy(ds))
+    arrays = {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
+    if encode_split is None:
+      new, dropped = {"latent": np.asarray(encode_images(arrays["image"]), np.float32)}, ("image",)
+    else:
+      new, dropped = encode_split(arrays)
+    cached = tf.data.Dataset.from_tensor_slices(new)
+    ds = tf.data.Dataset.zip((ds, cached)).map(
+        lambda ex, z: {**{k: v for k, v in ex.items() if k not in dropped}, **z})
   ds = ordering.ordered_batches(
       ds, local_batch=local_batch, seed=seed, start_step=start_step,
       stream_id=process_index, random_flip=bool(data_config.random_flip),

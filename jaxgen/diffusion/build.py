@@ -28,7 +28,8 @@ def condition_settings(config):
   features), 'clip_image' (the frozen CLIP run in `workdir` embeds batch['image']: unCLIP's decoder) or
   'clip_text' (it embeds batch['tokens'], plus its per-token features with `token_features`: unCLIP's prior)."""
   c = config.get("condition") or {}
-  return dict(kind=c.get("kind", "none"), workdir=c.get("workdir", ""), token_features=c.get("token_features", True))
+  return dict(kind=c.get("kind", "none"), workdir=c.get("workdir", ""), token_features=c.get("token_features", True),
+              cache=c.get("cache", False))
 
 
 def clip_source(workdir: str, field: str):
@@ -133,10 +134,25 @@ def _validate_condition(config, spec):
   from jaxgen.diffusion.conditioners import CONDITIONS
   if cond["kind"] not in CONDITIONS:
     raise ValueError(f"condition.kind={cond['kind']!r}; choose one of: {', '.join(CONDITIONS)}")
+  if cond["cache"] not in (True, False):
+    raise ValueError(f"condition.cache={cond['cache']!r} must be true (the encoder's outputs computed once for the "
+                     "training split, jaxgen.unclip.cache) or false (in every step)")
   if cond["kind"] == "none":
+    if cond["cache"]:
+      raise ValueError("condition.cache=True caches a condition encoder's outputs; condition.kind='none' has none")
     return dict(spec.feature_shapes)
   clip = clip_source(cond["workdir"], "condition.workdir")
   cs = codec_settings(config)
+  if cond["cache"]:
+    if config.data.get("pipeline", "memory") != "memory":
+      raise ValueError(f"condition.cache=True holds the embeddings in memory; data.pipeline={config.data.pipeline!r}"
+                       " streams (use condition.cache=False)")
+    if config.data.get("random_flip", False):
+      raise ValueError("condition.cache=True needs data.random_flip=False (a flipped image's embedding is not the "
+                       "flipped embedding)")
+    if cs["kind"] == "frozen_autoencoder" and cs["cache"]:
+      raise ValueError("condition.cache=True and codec.cache=True: cache one of them (the latents or the "
+                       "embeddings), not both")
   if cs["kind"] == "clip_image" and cs["workdir"] != cond["workdir"]:
     raise ValueError(f"codec.workdir={cs['workdir']!r} and condition.workdir={cond['workdir']!r}: the codec and "
                      "the condition encoder share one frozen CLIP run; give the same workdir")

@@ -95,7 +95,11 @@ class ClipImageCodec:
     return (self.clip.model.embed_dim,)
 
   def encode(self, params, batch):
+    """sqrt(D) * the unit image embedding of batch['image']; a batch that holds it already as
+    batch['image_embedding'] (cached once: jaxgen.unclip.cache) skips the image tower."""
     from jaxgen.diffusion.conditioners import clip_scale
+    if "image_embedding" in batch:
+      return clip_scale(self.event_shape[0]) * jnp.asarray(batch["image_embedding"], jnp.float32)
     emb = self.clip.encode_images(params[self.part], jnp.asarray(batch[self.feature]))
     return clip_scale(self.event_shape[0]) * emb.astype(jnp.float32)
 

@@ -166,6 +166,10 @@ class DDPM:
     return guided_model_fn(cond_model, cond, self.cond_nulls, guidance)
 
   def _cond(self, batch, rng, train: bool, params=None):
+    if self.conditioner is not None and all(k in batch for k in self.conditioner.outputs):
+      # encoded once before training (jaxgen.unclip.cache): the encoder's outputs are in the batch already
+      cond = {k: jnp.asarray(batch[k], jnp.float32) for k in self.conditioner.outputs}
+      return conditions.drop(cond, rng, self.label_dropout, self.cond_nulls) if train else cond
     cond = conditions.from_batch(batch, self.cond_features)
     for k in ("label", "tokens"):
       if cond and k in cond:

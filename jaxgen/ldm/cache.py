@@ -14,9 +14,13 @@ from __future__ import annotations
 
 
 def ddpm_data_fn(config):
-  """The DDPM family's data_fn: jaxgen.data.train_data_fn, or with codec.cache the cached latents."""
+  """The DDPM family's data_fn: jaxgen.data.train_data_fn, or with codec.cache the cached latents, or with
+  condition.cache a frozen CLIP's cached embeddings (jaxgen.unclip.cache)."""
   from jaxgen.data import train_data_fn
-  from jaxgen.diffusion.build import codec_settings
+  from jaxgen.diffusion.build import codec_settings, condition_settings
+  if condition_settings(config)["cache"]:
+    from jaxgen.unclip.cache import clip_data_fn
+    return clip_data_fn(config)
   cs = codec_settings(config)
   if cs["kind"] != "frozen_autoencoder" or not cs["cache"]:
     return train_data_fn(config)

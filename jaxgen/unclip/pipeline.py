@@ -66,8 +66,8 @@ class UnCLIP:
 
   def tokens(self, captions) -> np.ndarray:
     """Token ids of caption strings (the CLIP run's tokenizer), or ids as they are."""
-    from jaxgen.clip.api import _tokens
-    return _tokens(self.clip, captions, None)
+    from jaxgen.clip.api import caption_tokens
+    return caption_tokens(self.clip, captions)
 
   def text_embeddings(self, captions) -> np.ndarray:
     from jaxgen.clip.api import encode_text

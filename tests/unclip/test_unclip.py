@@ -7,7 +7,8 @@ test of the module.
   features) train through the trainer; a resumed run equals an uninterrupted one bit for bit (prior), the decoder
   resumes and its grid is drawn from held-out images' embeddings;
 - CLIP's parameters are bit-identical after training and in no checkpoint of the new runs;
-- what the conditioner and the codec compute, embedding dropout and guidance, against direct computations;
+- what the conditioner and the codec compute, embedding dropout and guidance, against direct computations; the
+  prior's cached embeddings (its preset's condition.cache) train the same loss as embeddings in the step;
 - reranking keeps the highest CLIP score; the unclip_sample command end to end (captions with reranking, and
   variations) and its refusals; the validator names bad conditions.
 """
@@ -128,6 +129,23 @@ def test_conditioner_codec_dropout_and_guidance_against_direct_computations(runs
   assert not np.allclose(c_x0, n_x0)        # the condition reaches the trained network
 
 
+def test_cached_embeddings_train_the_same_loss_as_embeddings_in_the_step(runs):
+  """condition.cache (the prior's preset): the same examples in the same order, the encoder skipped, the same loss."""
+  from jaxgen.data import train_data_fn
+  from jaxgen.unclip.cache import clip_data_fn
+  pri = run_mod.load_run(runs["prior"])
+  config = _stage("smoke_prior", runs["clip"], 6)
+  assert config.condition.cache
+  cached = next(clip_data_fn(config)(0))
+  plain = next(train_data_fn(config)(0))
+  assert "image" not in cached and {"image_embedding", "embedding", "token_features"} <= set(cached)
+  np.testing.assert_array_equal(cached["tokens"], plain["tokens"])
+  rng = jax.random.PRNGKey(5)
+  a = float(pri.family.loss(pri.params, jax.tree.map(jnp.asarray, cached), rng)[0])
+  b = float(pri.family.loss(pri.params, jax.tree.map(jnp.asarray, plain), rng)[0])
+  assert np.isfinite(a) and abs(a - b) <= 1e-5 * max(1.0, abs(b))
+
+
 def test_generation_keeps_the_highest_clip_scores_and_variations(runs):
   from jaxgen.clip.api import score
   from jaxgen.unclip.pipeline import load_unclip
@@ -205,6 +223,10 @@ def test_the_validator_names_bad_conditions(runs):
     registry.validate_config(c)
   c = _stage("smoke_prior", runs["clip"], 6)
   c.condition.kind = "none"
+  with pytest.raises(ValueError, match=r"condition.cache=True caches a condition encoder's outputs; "
+                                       r"condition.kind='none' has none"):
+    registry.validate_config(c)
+  c.condition.cache = False
   with pytest.raises(ValueError, match=r"model.text_embed_dim=16: the prior reads cond\['embedding'\].*"
                                        r"data.name='shapes_tiny' gives no such feature"):
     registry.validate_config(c)
