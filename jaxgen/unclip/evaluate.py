@@ -125,13 +125,15 @@ COLUMNS = (("attr_kind", "kind"), ("attr_colour_alone", "colour"), ("attr_colour
 
 def markdown_table(results) -> str:
   head = "| setting | rerank k | " + " | ".join(f"{label} (chance)" for _, label in COLUMNS) + \
-         " | kind + colour / chance | CLIP score | FID | precision | recall |"
+         " | kind + colour / chance | per quadrant: kind / colour / size (chance) | CLIP score | FID | precision | recall |"
   lines = [head, "|" + "---|" * (head.count("|") - 1)]
   for r in results["rows"]:
     cells = [f"{r[k]:.3f} ({r[k + '_chance']:.3f})" for k, _ in COLUMNS]
     ratio = r["attr_colour"] / max(r["attr_colour_chance"], 1e-9)
+    quad = " / ".join(f"{r[f'attr_quadrant_{q}']:.2f}" for q in ("kind", "colour", "size")) + " (" + \
+        " / ".join(f"{r[f'attr_quadrant_{q}_chance']:.2f}" for q in ("kind", "colour", "size")) + ")"
     lines.append(f"| {r['setting']} | {r['rerank']} | " + " | ".join(cells) +
-                 f" | {ratio:.1f}x | {r['clip_score']:.2f} | {r['fid']:.0f} | {r['precision']:.3f} | "
+                 f" | {ratio:.1f}x | {quad} | {r['clip_score']:.2f} | {r['fid']:.0f} | {r['precision']:.3f} | "
                  f"{r['recall']:.3f} |")
   v = results.get("variations")
   if v:
