@@ -169,12 +169,12 @@ class DDPM:
     if self.conditioner is not None and all(k in batch for k in self.conditioner.outputs):
       # encoded once before training (jaxgen.unclip.cache): the encoder's outputs are in the batch already
       cond = {k: jnp.asarray(batch[k], jnp.float32) for k in self.conditioner.outputs}
-      return conditions.drop(cond, rng, self.label_dropout, self.cond_nulls) if train else cond
-    cond = conditions.from_batch(batch, self.cond_features)
-    for k in ("label", "tokens"):
-      if cond and k in cond:
-        cond[k] = cond[k].astype(jnp.int32)
-    cond = self.encode_cond(params, cond)
+    else:
+      cond = conditions.from_batch(batch, self.cond_features)
+      for k in ("label", "tokens"):
+        if cond and k in cond:
+          cond[k] = cond[k].astype(jnp.int32)
+      cond = self.encode_cond(params, cond)
     if train:
       cond = conditions.drop(cond, rng, self.label_dropout, self.cond_nulls)
     return cond
@@ -207,9 +207,7 @@ class DDPM:
     dict with leading axis num), by default `default_cond(num)`. Unset options take the family's defaults."""
     if self.cond_features and cond is None:
       cond = self.default_cond(num)
-    if self.conditioner is not None and cond and set(cond) == set(self.conditioner.inputs):
-      conditions.check_cond(cond, self.cond_features, num, "this DDPM")
-      cond = self.conditioner.encode(params, cond)
+    cond = self.encode_cond(params, cond)        # the encoder's inputs -> the network's features
     conditions.check_cond(cond, self.network_cond_features, num, "this DDPM")
     shape = (num,) + self.event_shape
     model = self.model_fn(params, cond, self.guidance if guidance is None else guidance)

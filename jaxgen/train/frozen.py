@@ -98,14 +98,21 @@ def load_parts(parts: Mapping[str, FrozenPart]) -> Tuple[Dict[str, Any], Dict[st
   return trees, records
 
 
+def read_records(workdir: str) -> Dict[str, Dict[str, Any]]:
+  """The frozen parts a run was trained with ({name: record}, see load_parts); {} when it had none."""
+  path = os.path.join(workdir, RECORD_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
 def check_records(workdir: str, records: Mapping[str, Mapping[str, Any]], *, has_checkpoint: bool) -> None:
   """FrozenPartChanged (one line) when this run's checkpoints were trained on frozen parts whose sources now
   hold other parameters (or that the family no longer declares)."""
-  path = os.path.join(workdir, RECORD_FILE)
-  if not has_checkpoint or not os.path.exists(path):
+  if not has_checkpoint or not os.path.exists(os.path.join(workdir, RECORD_FILE)):
     return
-  with open(path) as f:
-    old = json.load(f)
+  old = read_records(workdir)
   if sorted(old) != sorted(records):
     raise FrozenPartChanged(f"the checkpoints in {workdir} were trained with frozen parts {sorted(old)}, but the "
                             f"config now gives {sorted(records)}; use a new --workdir")

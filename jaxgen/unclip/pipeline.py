@@ -19,8 +19,6 @@ stage and guidance scale.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Any, Dict, Optional, Sequence
 
 import jax
@@ -36,13 +34,11 @@ class Generated:
 
 
 def _fingerprint(workdir: str) -> Dict[str, Any]:
-  path = os.path.join(workdir, "frozen.json")
-  if not os.path.exists(path):
-    raise ValueError(f"{workdir} has no frozen.json: it is not a run trained against a frozen CLIP")
-  with open(path) as f:
-    rec = json.load(f)
+  """The record of the frozen CLIP a run was trained against (jaxgen.train.frozen.read_records)."""
+  from jaxgen.train.frozen import read_records
+  rec = read_records(workdir)
   if "clip" not in rec:
-    raise ValueError(f"{workdir} was not trained against a frozen CLIP (its frozen parts: {sorted(rec)})")
+    raise ValueError(f"{workdir} was not trained against a frozen CLIP (its frozen parts: {sorted(rec) or 'none'})")
   return rec["clip"]
 
 
