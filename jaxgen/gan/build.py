@@ -1,10 +1,13 @@
 """Build GANs from ml_collections configs; `validate_gan_config` runs first (nothing compiled).
 
-Two network kinds: 'mlp' (the original GAN of Goodfellow et al. 2014 on 2-D toy data) and 'dcgan'
-(Radford et al. 2015 on images; class-conditional with model.num_classes > 0).
+Network kinds: 'mlp' (the original GAN of Goodfellow et al. 2014 on 2-D toy data), 'dcgan'
+(Radford et al. 2015 on images; class-conditional with model.num_classes > 0) and 'progan' (Karras et al. 2018:
+growing from 4x4, model.{g_channels, d_channels} one width per level, model.mbstd_group; gan.phase_steps steps
+per phase and fade-in, jaxgen.gan.growth; usually with gan.loss='wgan', gan.gp_weight=10, gan.drift=0.001).
 Config fields: data.name, model.{kind, latent_dim, g_hidden, d_hidden | g_channels, d_channels, d_norm,
 num_classes}, gan.{loss, gp_weight, r1_gamma, truncation} and, with their defaults (GAN_DEFAULTS):
 gan.n_critic (D updates per G update, each on batch_size / n_critic examples), gan.r1_every (lazy R1),
+gan.drift (D loss += drift * E[D(x)^2], ProGAN), gan.phase_steps (progan only),
 gan.extra_groups ({group: '<player>/<top-level module>'}: a sub-network in an optimizer group of its own).
 The players' optimizers are the trainer's parameter groups, config.optim.groups.{generator, discriminator,
 <extra group>}.
@@ -16,8 +19,8 @@ import math
 from jaxgen.data.specs import dataset_names, get_dataset_spec
 from jaxgen.gan import losses
 
-KINDS = ("mlp", "dcgan")
-GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={})
+KINDS = ("mlp", "dcgan", "progan")
+GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={}, drift=0.0, phase_steps=0)
 RESERVED_GROUPS = ("generator", "discriminator", "frozen", "buffer", "default")
 
 
@@ -38,6 +41,11 @@ def validate_gan_config(config) -> None:
     if not (g[name] >= 0 and math.isfinite(g[name])):
       raise ValueError(f"gan.{name}={g[name]} must be a finite number >= 0")
   s = gan_settings(config)
+  if not (s["drift"] >= 0 and math.isfinite(s["drift"])):
+    raise ValueError(f"gan.drift={s['drift']} must be a finite number >= 0")
+  if s["phase_steps"] and m.kind != "progan":
+    raise ValueError(f"gan.phase_steps={s['phase_steps']} grows a 'progan' network only (model.kind={m.kind!r}); "
+                     "use 0")
   for name in ("n_critic", "r1_every"):
     if not (isinstance(s[name], int) and s[name] >= 1):
       raise ValueError(f"gan.{name}={s[name]!r} must be an int >= 1")
@@ -56,8 +64,11 @@ def validate_gan_config(config) -> None:
                        f"({', '.join(dataset_names('points'))})")
     return
   if spec.kind != "image":
-    raise ValueError(f"data.name={spec.name!r} holds {spec.kind}; model.kind='dcgan' trains on images "
+    raise ValueError(f"data.name={spec.name!r} holds {spec.kind}; model.kind={m.kind!r} trains on images "
                      f"({', '.join(dataset_names('image'))})")
+  if m.kind == "progan":
+    _validate_progan(config, spec, s)
+    return
   check_dcgan_shape(spec.image_shape, tuple(m.g_channels), "model.g")
   check_dcgan_shape(spec.image_shape, tuple(m.d_channels), "model.d")
   if m.d_norm not in D_NORMS:
@@ -67,6 +78,29 @@ def validate_gan_config(config) -> None:
   if m.num_classes and config.num_samples % m.num_classes:
     raise ValueError(f"num_samples={config.num_samples} must be a multiple of model.num_classes={m.num_classes} "
                      "(one row of samples per class)")
+
+
+def _validate_progan(config, spec, s):
+  from jaxgen.nn.progan import num_levels
+  m = config.model
+  h, w, _ = spec.image_shape
+  if h != w or h < 8 or h & (h - 1):
+    raise ValueError(f"model.kind='progan' grows square images from 4x4 to a power-of-two resolution >= 8; "
+                     f"{spec.name} is {h}x{w}")
+  n = num_levels(h)
+  for name in ("g_channels", "d_channels"):
+    ch = tuple(m[name])
+    if len(ch) != n or min(ch) < 1:
+      raise ValueError(f"model.{name}={ch}: one width >= 1 per level, {n} levels (4x4 .. {h}x{h})")
+  if m.get("num_classes", 0):
+    raise ValueError(f"model.num_classes={m.num_classes}: the progressive GAN here is unconditional (use 0)")
+  if not (isinstance(s["phase_steps"], int) and s["phase_steps"] >= 1):
+    raise ValueError(f"gan.phase_steps={s['phase_steps']!r} must be an int >= 1 (steps of the 4x4 phase and of "
+                     "each fade-in and stabilisation)")
+  group, n_d = m.get("mbstd_group", 4), config.batch_size // s["n_critic"]
+  if not (isinstance(group, int) and group >= 1) or n_d % min(group, n_d):
+    raise ValueError(f"model.mbstd_group={group!r} must be an int >= 1 that divides the discriminator's batch "
+                     f"(batch_size / n_critic = {n_d})")
 
 
 def make_gan(config):
@@ -79,6 +113,11 @@ def make_gan(config):
     gen = MLP(tuple(m.g_hidden), 2, activation=nn.relu)
     disc = MLPLogit(tuple(m.d_hidden), 1, activation=leaky_relu_02)
     shape, num_classes = (2,), 0
+  elif m.kind == "progan":
+    from jaxgen.nn.progan import ProGANDiscriminator, ProGANGenerator, num_levels
+    shape, num_classes = get_dataset_spec(config.data.name).image_shape, 0
+    gen = ProGANGenerator(shape[0], tuple(m.g_channels), shape[2])
+    disc = ProGANDiscriminator(shape[0], tuple(m.d_channels), m.get("mbstd_group", 4))
   else:
     from jaxgen.nn.dcgan import DCGANDiscriminator, DCGANGenerator
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, m.num_classes
@@ -86,6 +125,11 @@ def make_gan(config):
     disc = DCGANDiscriminator(tuple(m.d_channels), m.d_norm, num_classes)
   s = gan_settings(config)
   rules = tuple((path, group) for group, path in s["extra_groups"].items())
+  growth = None
+  if m.kind == "progan":
+    from jaxgen.gan.growth import Growth
+    growth = Growth(s["phase_steps"], num_levels(shape[0]), shape[0])
   return GAN(generator=gen, discriminator=disc, data_shape=tuple(shape), latent_dim=m.latent_dim, loss=g.loss,
              gp_weight=g.gp_weight, r1_gamma=g.r1_gamma, r1_every=s["r1_every"], n_critic=s["n_critic"],
-             num_classes=num_classes, truncation=g.truncation, group_rules=rules)
+             num_classes=num_classes, truncation=g.truncation, group_rules=rules, drift=s["drift"],
+             growth=growth)

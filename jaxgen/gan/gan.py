@@ -47,6 +47,8 @@ class GAN:
   n_critic: int = 1                      # discriminator updates per generator update
   num_classes: int = 0                   # > 0: class-conditional G and D (cond['label'] from batch['label'])
   truncation: float = 0.0                # > 0: sample z from N(0, I) truncated to [-t, t] at sampling time
+  drift: float = 0.0                     # > 0: D loss += drift * E[D(x)^2] on reals (ProGAN's epsilon_drift)
+  growth: Optional[Any] = None           # jaxgen.gan.growth.Growth: progressive growing (level from the step)
   group_rules: Tuple[Tuple[str, str], ...] = ()   # ('<player>/<top-level module>', group name)
   ema_groups: Optional[Tuple[str, ...]] = None    # None: the generator's groups (set in __post_init__)
 
@@ -102,24 +104,31 @@ class GAN:
   def _args(self, cond):
     return (cond,) if self.cond_features else ()
 
+  def _kw(self, level):
+    """The growing networks' level keyword (only when the family grows and a level is given)."""
+    return {"level": level} if self.growth is not None and level is not None else {}
+
   # -- players ----------------------------------------------------------------------------------------------
-  def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False):
+  def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False, level=None):
     """Samples G(z, cond); with `update_buffers` also the variables with the buffers its forward pass updated
-    (running statistics, a tracked mean latent): (samples, variables)."""
+    (running statistics, a tracked mean latent, the growth level): (samples, variables). A growing generator
+    takes the step's `level`, or (None: sampling) the level it last trained at."""
     buffers = [c for c in g_vars if c != "params"]
+    kw = self._kw(level)
     if update_buffers:
       if not buffers:
-        return self.generator.apply(g_vars, z, *self._args(cond)), g_vars
-      x, mutated = self.generator.apply(g_vars, z, *self._args(cond), mutable=buffers)
+        return self.generator.apply(g_vars, z, *self._args(cond), **kw), g_vars
+      x, mutated = self.generator.apply(g_vars, z, *self._args(cond), mutable=buffers, **kw)
       return x, {**g_vars, **mutated}
-    return self.generator.apply(g_vars, z, *self._args(cond))
+    return self.generator.apply(g_vars, z, *self._args(cond), **kw)
 
-  def discriminate(self, d_vars, x, cond=None, *, update_spectral: bool = False):
+  def discriminate(self, d_vars, x, cond=None, *, update_spectral: bool = False, level=None):
     """Logits (B,), and the variables with refined spectral vectors when `update_spectral`."""
+    kw = self._kw(level)
     if update_spectral and "spectral" in d_vars:
-      logits, mutated = self.discriminator.apply(d_vars, x, *self._args(cond), mutable=["spectral"])
+      logits, mutated = self.discriminator.apply(d_vars, x, *self._args(cond), mutable=["spectral"], **kw)
       return logits, {**d_vars, **mutated}
-    return self.discriminator.apply(d_vars, x, *self._args(cond)), d_vars
+    return self.discriminator.apply(d_vars, x, *self._args(cond), **kw), d_vars
 
   def latents(self, rng, num: int, *, truncation: float = 0.0):
     if truncation > 0:
@@ -147,18 +156,21 @@ class GAN:
     full[player] = {**full[player], "params": grads}
     return full
 
-  def _d_update(self, state, opt, real, cond, z_rng, gp_rng):
+  def _d_update(self, state, opt, real, cond, z_rng, gp_rng, level=None):
     """One discriminator update on (real, G(z)) against the current generator: (state, metrics)."""
     n = real.shape[0]
     g_vars, d_vars = state.params["generator"], state.params["discriminator"]
-    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond))
+    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond, level=level))
 
     def d_loss_fn(d_params):
       dv = {**d_vars, "params": d_params}
-      real_logits, dv = self.discriminate(dv, real, cond, update_spectral=True)
-      fake_logits, _ = self.discriminate(dv, fake, cond)
+      real_logits, dv = self.discriminate(dv, real, cond, update_spectral=True, level=level)
+      fake_logits, _ = self.discriminate(dv, fake, cond, level=level)
       loss, m = losses.discriminator_loss(self.loss, real_logits, fake_logits)
-      d_fn = lambda x: self.discriminate(dv, x, cond)[0]   # noqa: E731
+      if self.drift:
+        m["drift"] = jnp.mean(jnp.square(real_logits.astype(jnp.float32)))
+        loss = loss + self.drift * m["drift"]
+      d_fn = lambda x: self.discriminate(dv, x, cond, level=level)[0]   # noqa: E731
       if self.gp_weight:
         m["gradient_penalty"] = regularisers.gradient_penalty(d_fn, real, fake, gp_rng)
         loss = loss + self.gp_weight * m["gradient_penalty"]
@@ -187,13 +199,17 @@ class GAN:
     k = self.n_critic
     n = real.shape[0] // k
     z_d_rng, z_g_rng, gp_rng = jax.random.split(rng, 3)
+    level = None
+    if self.growth is not None:      # progressive growing: the level and the reals' resolution from the step
+      level = self.growth.level(state.step)
+      real = self.growth.reals(real, level)
 
     # 1. n_critic discriminator updates, each on its own slice of the batch, against a fixed generator
     rows = []
     for i in range(k):
       part = slice(i * n, (i + 1) * n)
       z_i, gp_i = (z_d_rng, gp_rng) if i == 0 else (jax.random.fold_in(z_d_rng, i), jax.random.fold_in(gp_rng, i))
-      state, m = self._d_update(state, opt, real[part], conditions.take(cond, part), z_i, gp_i)
+      state, m = self._d_update(state, opt, real[part], conditions.take(cond, part), z_i, gp_i, level)
       rows.append(m)
     d_metrics = rows[0] if k == 1 else {name: jnp.mean(jnp.stack([r[name] for r in rows])) for name in rows[0]}
 
@@ -203,15 +219,18 @@ class GAN:
 
     def g_loss_fn(g_params):
       x, new_vars = self.generate({**g_vars, "params": g_params}, self.latents(z_g_rng, n), g_cond,
-                                  update_buffers=True)
-      return losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond)[0]), new_vars
+                                  update_buffers=True, level=level)
+      return losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond, level=level)[0]), new_vars
 
     (g_loss, g_new), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
     if len(g_new) > 1:               # the generator's forward pass updated buffers
       state = opt.refresh_buffers(state, {**state.params, "generator": g_new})
     state = opt.optimize(state, self._player_grads(state.params, "generator", g_grads),
                          groups=self.player_groups("generator"))
-    return state, dict(d_metrics, g_loss=g_loss)
+    metrics = dict(d_metrics, g_loss=g_loss)
+    if level is not None:
+      metrics["growth_level"] = level
+    return state, metrics
 
   # -- sampling ---------------------------------------------------------------------------------------------
   def sample(self, params, rng, num: int, cond: Optional[Dict[str, Any]] = None,
