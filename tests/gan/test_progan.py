@@ -160,3 +160,10 @@ def test_the_validator_names_bad_progan_settings():
   c.model.update(d_norm="batch", num_classes=0)
   with pytest.raises(ValueError, match="grows a 'progan' network only"):
     validate_config(c)
+
+
+def test_the_phase_figure_reads_the_grid_drawn_at_the_end_of_each_phase(runs, tmp_path):
+  from jaxgen.gan.figures import phase_end_steps, progan_phase_figure
+  assert phase_end_steps(400, 4, 3000) == [("4x4", 400), ("8x8", 1200), ("16x16", 2000), ("32x32", 3000)]
+  with pytest.raises(ValueError, match="step_2.png is missing: the run drew no grid at the end of its 4x4 phase"):
+    progan_phase_figure(runs["straight"], str(tmp_path / "phases.png"))   # the smoke run draws at step 6 only
