@@ -15,14 +15,17 @@ def median_time(fn, n):
   return float(np.median(times))
 
 
-def step_row(family, config, batch, steps):
-  """(measurements of the compiled train step, params with the frozen parts merged in for sampling)."""
+def step_row(family, config, batch, steps, start_step: int = 0):
+  """(measurements of the compiled train step, params with the frozen parts merged in for sampling); the state
+  starts at `start_step` (a family whose step depends on it: a progressive GAN's phase)."""
   import jax
   from jaxgen.train import parallel, trainer
   from jaxgen.train.frozen import load_parts, merge
   mesh = parallel.make_data_mesh()
   arr = parallel.global_batch(batch, mesh)
   state = trainer.create_train_state(family, config, mesh, arr)
+  if start_step:
+    state = state.replace(step=jax.device_put(jax.numpy.asarray(start_step, state.step.dtype), state.step.sharding))
   frozen = jax.device_put(load_parts(family.frozen_parts)[0], parallel.replicated(mesh)) \
       if getattr(family, "frozen_parts", None) else None
   copy = jax.tree.map(lambda a: a.copy(), state.params)      # the step donates the state
