@@ -157,16 +157,14 @@ def test_sampling_from_captions_gives_g_the_clip_embedding(runs):
 
 @pytest.mark.parametrize("change, message", [
     ({"condition.kind": "clip_image"}, r"condition.kind='clip_image'; a GAN takes one of: none, clip_text"),
-    ({"condition.workdir": ""}, r"condition.workdir='' holds no finished run"),
+    ({}, r"condition.workdir='' holds no finished run"),
     ({"gan.interpolation_beta": 1.5}, r"gan.interpolation_beta=1.5 must be a number in \[0, 1\]"),
-    ({"gan.matching_aware": "yes"}, r"gan.matching_aware='yes' must be true or false"),
     ({"condition.kind": "none"}, r"gan.matching_aware=True \(GAN-CLS\) needs a conditional GAN"),
-    ({"condition.kind": "none", "gan.matching_aware": False}, r"gan.interpolation=True \(GAN-INT\) .* 'clip_text'"),
+    ({"condition.kind": "none", "gan.matching_aware": False}, r"gan.interpolation=True \(GAN-INT\) .*condition.kind='clip_text'"),
     ({"model.num_classes": 5}, r"condition.kind='clip_text' and model.num_classes=5"),
 ])
-def test_the_validator_names_bad_settings(runs, change, message):
-  c = text2image_gan.get_config("smoke")
-  c.condition.workdir = runs["clip"]
+def test_the_validator_names_bad_settings(change, message):
+  c = text2image_gan.get_config("smoke")             # each is refused before the CLIP run is looked for
   for field, value in change.items():
     section, name = field.split(".")
     c[section][name] = value
