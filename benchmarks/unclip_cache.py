@@ -38,7 +38,7 @@ def main():
   from jaxgen.clip.api import load_clip
   from jaxgen.data import load_split
   from jaxgen.diffusion.codecs import VectorCodec
-  from jaxgen.diffusion.conditioners import clip_scale
+  from jaxgen.conditioners import clip_scale
   configs = {s: unclip_shapes.get_config(f"quick_{s}") for s in ("decoder", "prior")}
   for c in configs.values():
     c.condition.workdir = a.clip

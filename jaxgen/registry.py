@@ -66,7 +66,9 @@ FAMILIES = {
                        param_groups=("generator", "discriminator"), safe_to_resume=("gan.truncation",),
                        metrics=("train/g_loss", "train/d_loss", "train/d_loss_real", "train/d_loss_fake",
                                 "train/d_real_logit", "train/d_fake_logit", "train/gradient_penalty", "train/r1",
-                                "train/drift", "train/growth_level"),
+                                "train/drift", "train/growth_level",
+                                # GAN-CLS / GAN-INT (gan.matching_aware, gan.interpolation)
+                                "train/d_loss_mismatch", "train/d_mismatch_logit", "train/g_loss_interp"),
                        sample_options="jaxgen.gan.sampling_options:apply_sample_options"),
     "flow": FamilyEntry("jaxgen.flows.build:make_flow", "jaxgen.flows.build:validate_flow_config",
                         evals=("flow_heldout", "flow_figures", "flow_density", "flow_classifier", "sample_metrics"),

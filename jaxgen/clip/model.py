@@ -118,7 +118,7 @@ class CLIP:
 
   def encode_text_features(self, params, tokens: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """(per-token features (N, text_len, text width), unit-norm embeddings (N, embed_dim)) of token ids (N, L):
-    the caption's context of unCLIP's prior (jaxgen.diffusion.conditioners)."""
+    the caption's context of unCLIP's prior (jaxgen.conditioners)."""
     return self.model.apply(params, tokens[:, :self.text_len], method=CLIPModel.encode_text_tokens)
 
   @property

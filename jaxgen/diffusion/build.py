@@ -9,6 +9,9 @@ from jaxgen.data.specs import get_dataset_spec
 from jaxgen.diffusion import options as opts
 from jaxgen.diffusion import schedules
 from jaxgen.diffusion.options import DIFFUSION_DEFAULTS, MODEL_DEFAULTS, PRIOR_DEFAULTS
+# the condition encoders' settings and builders, shared with the GAN family (jaxgen.conditioners)
+from jaxgen.conditioners import CLIP_PART, clip_part as _clip_part, clip_source, condition_settings  # noqa: F401
+from jaxgen.conditioners import grid_sources, make_conditioner  # noqa: F401
 
 
 def _settings(section, defaults):
@@ -20,36 +23,6 @@ NETWORKS = ("unet", "mlp", "prior_transformer")   # config.model.kind: the U-Net
 CODECS = ("data", "frozen_autoencoder", "clip_image")  # config.codec.kind: the data set's own values, a frozen
                                                         # run's latents, or a frozen CLIP run's image embeddings
 AUTOENCODER_FAMILIES = ("vae", "ldm_autoencoder")   # families giving latent_shape / encode_latents / decode_latents
-CLIP_PART = "clip"          # the frozen part's name of a CLIP run (codec.kind='clip_image', condition.kind='clip_*')
-
-
-def condition_settings(config):
-  """config.condition: the condition encoder (jaxgen.diffusion.conditioners). kind 'none' (the batch's own
-  features), 'clip_image' (the frozen CLIP run in `workdir` embeds batch['image']: unCLIP's decoder) or
-  'clip_text' (it embeds batch['tokens'], plus its per-token features with `token_features`: unCLIP's prior)."""
-  c = config.get("condition") or {}
-  return dict(kind=c.get("kind", "none"), workdir=c.get("workdir", ""), token_features=c.get("token_features", True),
-              cache=c.get("cache", False))
-
-
-def clip_source(workdir: str, field: str):
-  """The CLIP family of the finished CLIP run in `workdir` (built from its config.json; no parameters read),
-  or ValueError naming `field` and what is wrong."""
-  import os
-  if not workdir or not os.path.isfile(os.path.join(workdir, "config.json")):
-    raise ValueError(f"{field}={workdir!r} holds no finished run (no config.json): train CLIP first "
-                     "(experiments/clip_shapes.py) and point it at that workdir")
-  from jaxgen import registry
-  from jaxgen.train.run import read_run_config
-  _, source = read_run_config(workdir)
-  if source.get("family") != "clip":
-    raise ValueError(f"{field}={workdir} holds a {source.get('family')!r} run; it must be a 'clip' run")
-  return registry.resolve(registry.family_entry("clip").build)(source)
-
-
-def _clip_part(workdir: str):
-  from jaxgen.train.frozen import FrozenPart
-  return FrozenPart(workdir, expect=(("family", "clip"),), use="trained")
 
 
 def codec_settings(config):
@@ -131,7 +104,7 @@ def _validate_condition(config, spec):
   """config.condition against the data and the codec: {feature: per-example shape} of the features the network
   can be given (the condition encoder's outputs, else the data set's own features)."""
   cond = condition_settings(config)
-  from jaxgen.diffusion.conditioners import CONDITIONS
+  from jaxgen.conditioners import CONDITIONS
   if cond["kind"] not in CONDITIONS:
     raise ValueError(f"condition.kind={cond['kind']!r}; choose one of: {', '.join(CONDITIONS)}")
   if cond["cache"] not in (True, False):
@@ -160,13 +133,13 @@ def _validate_condition(config, spec):
     if spec.kind != "image":
       raise ValueError(f"condition.kind='clip_image' embeds images; data.name={spec.name!r} holds {spec.kind}")
     _check_clip_images(clip, spec, "condition.workdir", cond["workdir"])
-    from jaxgen.diffusion.conditioners import ClipImageCondition
+    from jaxgen.conditioners import ClipImageCondition
     return ClipImageCondition(clip).shapes
   if "tokens" not in dict(spec.feature_shapes):
     raise ValueError(f"condition.kind='clip_text' embeds captions; data.name={spec.name!r} has none")
   if cond["token_features"] not in (True, False):
     raise ValueError(f"condition.token_features={cond['token_features']!r} must be true or false")
-  from jaxgen.diffusion.conditioners import ClipTextCondition
+  from jaxgen.conditioners import ClipTextCondition
   return ClipTextCondition(clip, bool(cond["token_features"])).shapes
 
 
@@ -366,29 +339,6 @@ def make_codec(config):
   if spec.kind == "image":
     return codecs.ImageCodec(tuple(spec.event_shape)), {}
   return codecs.VectorCodec(tuple(spec.event_shape)), {}
-
-
-def make_conditioner(config):
-  """The DDPM's condition encoder (jaxgen.diffusion.conditioners, None for condition.kind='none') and its frozen
-  parts {name: FrozenPart}."""
-  cond = condition_settings(config)
-  if cond["kind"] == "none":
-    return None, {}
-  from jaxgen.diffusion import conditioners
-  clip = clip_source(cond["workdir"], "condition.workdir")
-  if cond["kind"] == "clip_image":
-    conditioner = conditioners.ClipImageCondition(clip, CLIP_PART)
-  else:
-    conditioner = conditioners.ClipTextCondition(clip, bool(cond["token_features"]), CLIP_PART)
-  return conditioner, {CLIP_PART: _clip_part(cond["workdir"])}
-
-
-def grid_sources(config, conditioner, rows: int = 8):
-  """The conditioner's inputs for the sample grid's rows: those of the first `rows` held-out examples (numpy)."""
-  if conditioner is None:
-    return None
-  from jaxgen.data.specs import heldout_examples
-  return heldout_examples(config.data.name, rows, tuple(conditioner.inputs))
 
 
 def make_ddpm(config):

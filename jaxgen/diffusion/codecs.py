@@ -82,7 +82,7 @@ class FrozenAutoencoderCodec:
 @dataclasses.dataclass(frozen=True)
 class ClipImageCodec:
   """Diffusion over CLIP image embeddings (unCLIP's prior): x0 = sqrt(D) * the frozen CLIP's (params[part])
-  unit-norm embedding of batch['image'] (jaxgen.diffusion.conditioners.clip_scale: about unit variance per
+  unit-norm embedding of batch['image'] (jaxgen.conditioners.clip_scale: about unit variance per
   coordinate); a sample is decoded by renormalising it to norm sqrt(D), the decoder's condition as it stands."""
   clip: Any                              # jaxgen.clip.model.CLIP
   part: str = "clip"
@@ -97,13 +97,13 @@ class ClipImageCodec:
   def encode(self, params, batch):
     """sqrt(D) * the unit image embedding of batch['image']; a batch that holds it already as
     batch['image_embedding'] (cached once: jaxgen.unclip.cache) skips the image tower."""
-    from jaxgen.diffusion.conditioners import clip_scale
+    from jaxgen.conditioners import clip_scale
     if "image_embedding" in batch:
       return clip_scale(self.event_shape[0]) * jnp.asarray(batch["image_embedding"], jnp.float32)
     emb = self.clip.encode_images(params[self.part], jnp.asarray(batch[self.feature]))
     return clip_scale(self.event_shape[0]) * emb.astype(jnp.float32)
 
   def decode(self, params, x):
-    from jaxgen.diffusion.conditioners import clip_scale
+    from jaxgen.conditioners import clip_scale
     norm = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=-1, keepdims=True), 1e-12))
     return clip_scale(self.event_shape[0]) * x / norm

@@ -15,7 +15,7 @@ functions of a params pytree. The trainer calls `init`, differentiates `loss` an
   replaced by its null value with probability `label_dropout` (the null class for labels), and sampling
   applies classifier-free guidance (Ho & Salimans 2022, jaxgen.diffusion.guidance) with scale w:
   eps = (1 + w) eps(x, c) - w eps(x, null); w = 0 is the plain conditional model.
-- A condition encoder (`conditioner`, jaxgen.diffusion.conditioners) turns the batch's raw condition (an image,
+- A condition encoder (`conditioner`, jaxgen.conditioners) turns the batch's raw condition (an image,
   a caption) into the network's features with a frozen part (unCLIP: a frozen CLIP run); `cond_features` are
   then its inputs, dropout and guidance act on its outputs, and `sample` takes either.
 - `sample` runs the sampler named by `sampler` ('ancestral' or 'ddim') over `sample_steps` timesteps spaced by
@@ -58,7 +58,7 @@ class DDPM:
   codec: Any = None                  # jaxgen.diffusion.codecs: what is diffused and how samples are decoded
   grid_tokens: Tuple[Tuple[int, ...], ...] = ()   # text-conditional: the captions (token ids) of sample grids
   frozen_parts: Mapping[str, FrozenPart] = dataclasses.field(default_factory=dict)
-  conditioner: Any = None            # jaxgen.diffusion.conditioners: batch features -> the network's condition
+  conditioner: Any = None            # jaxgen.conditioners: batch features -> the network's condition
   # with a conditioner: the grid rows' source features ({'image': uint8 (R, H, W, C)} of held-out examples),
   # numpy arrays, left out of the dataclass's equality and hash
   grid_cond: Any = dataclasses.field(default=None, compare=False, hash=False)

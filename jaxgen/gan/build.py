@@ -11,6 +11,10 @@ gan.drift (D loss += drift * E[D(x)^2], ProGAN), gan.phase_steps (progan only),
 gan.extra_groups ({group: '<player>/<top-level module>'}: a sub-network in an optimizer group of its own).
 The players' optimizers are the trainer's parameter groups, config.optim.groups.{generator, discriminator,
 <extra group>}.
+Conditions: model.num_classes (a class label), or config.condition = dict(kind='clip_text', workdir=<a CLIP run>)
+(jaxgen.conditioners: the frozen CLIP's text embedding of the caption, read by Reed et al.'s text-conditional
+DCGAN players, jaxgen.nn.text_gan, with model.text_dim, 128 by default). For any conditional GAN:
+gan.matching_aware (GAN-CLS) and gan.interpolation (GAN-INT, with gan.interpolation_beta; a text condition only).
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ from jaxgen.data.specs import dataset_names, get_dataset_spec
 from jaxgen.gan import losses
 
 KINDS = ("mlp", "dcgan", "progan")
-GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={}, drift=0.0, phase_steps=0)
+GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={}, drift=0.0, phase_steps=0, matching_aware=False,
+                    interpolation=False, interpolation_beta=0.5)
+GAN_CONDITIONS = ("none", "clip_text")   # config.condition.kind of a GAN (jaxgen.conditioners)
 RESERVED_GROUPS = ("generator", "discriminator", "frozen", "buffer", "default")
 
 
@@ -57,7 +63,14 @@ def validate_gan_config(config) -> None:
       raise ValueError(f"gan.extra_groups has group {group!r}; choose a name other than {', '.join(RESERVED_GROUPS)}")
     if not isinstance(path, str) or path.count("/") != 1 or path.split("/")[0] not in ("generator", "discriminator"):
       raise ValueError(f"gan.extra_groups.{group}={path!r} must be '<generator|discriminator>/<top-level module>'")
+  for name in ("matching_aware", "interpolation"):
+    if s[name] not in (True, False):
+      raise ValueError(f"gan.{name}={s[name]!r} must be true or false")
+  beta = s["interpolation_beta"]
+  if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta <= 1.0:
+    raise ValueError(f"gan.interpolation_beta={beta!r} must be a number in [0, 1]")
   spec = get_dataset_spec(config.data.name)
+  _validate_condition(config, spec, s)
   if m.kind == "mlp":
     if spec.kind != "points":
       raise ValueError(f"data.name={spec.name!r}: the MLP GAN trains on 2-D points "
@@ -103,6 +116,37 @@ def _validate_progan(config, spec, s):
                      f"(batch_size / n_critic = {n_d})")
 
 
+def _validate_condition(config, spec, s) -> None:
+  """config.condition (a frozen CLIP's caption embedding) and the options that need a condition."""
+  from jaxgen.conditioners import clip_source, condition_settings
+  cond = condition_settings(config)
+  m = config.model
+  if cond["kind"] not in GAN_CONDITIONS:
+    raise ValueError(f"condition.kind={cond['kind']!r}; a GAN takes one of: {', '.join(GAN_CONDITIONS)}")
+  if cond["cache"]:
+    raise ValueError("condition.cache=True: a GAN encodes its conditions in the step; use condition.cache=False")
+  if cond["kind"] == "clip_text":
+    if m.kind != "dcgan":
+      raise ValueError(f"condition.kind='clip_text' conditions Reed et al.'s text DCGAN; model.kind={m.kind!r} "
+                       "(use 'dcgan')")
+    if m.get("num_classes", 0):
+      raise ValueError(f"condition.kind='clip_text' and model.num_classes={m.num_classes}: condition on the "
+                       "caption or on the class, not both")
+    if "tokens" not in dict(spec.feature_shapes):
+      raise ValueError(f"condition.kind='clip_text' embeds captions; data.name={spec.name!r} has none")
+    clip_source(cond["workdir"], "condition.workdir")
+    text_dim = m.get("text_dim", 128)
+    if not (isinstance(text_dim, int) and not isinstance(text_dim, bool) and text_dim >= 1):
+      raise ValueError(f"model.text_dim={text_dim!r} must be an int >= 1")
+  conditional = cond["kind"] != "none" or (m.kind != "mlp" and m.get("num_classes", 0))
+  if s["matching_aware"] and not conditional:
+    raise ValueError("gan.matching_aware=True (GAN-CLS) needs a conditional GAN (model.num_classes > 0 or "
+                     "condition.kind='clip_text')")
+  if s["interpolation"] and cond["kind"] != "clip_text":
+    raise ValueError("gan.interpolation=True (GAN-INT) interpolates condition embeddings: it needs "
+                     f"condition.kind='clip_text' (condition.kind={cond['kind']!r})")
+
+
 def make_gan(config):
   """Assumes a validated config."""
   from jaxgen.gan.gan import GAN
@@ -123,6 +167,12 @@ def make_gan(config):
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, m.num_classes
     gen = DCGANGenerator(shape, tuple(m.g_channels), num_classes)
     disc = DCGANDiscriminator(tuple(m.d_channels), m.d_norm, num_classes)
+  conditioner, parts, grid = _conditioner(config)
+  if conditioner is not None:         # Reed et al. 2016: the players read the caption's text embedding
+    from jaxgen.nn.text_gan import TextDCGANDiscriminator, TextDCGANGenerator
+    text_dim = m.get("text_dim", 128)
+    gen = TextDCGANGenerator(shape, tuple(m.g_channels), text_dim)
+    disc = TextDCGANDiscriminator(tuple(m.d_channels), m.d_norm, text_dim)
   s = gan_settings(config)
   rules = tuple((path, group) for group, path in s["extra_groups"].items())
   growth = None
@@ -132,4 +182,17 @@ def make_gan(config):
   return GAN(generator=gen, discriminator=disc, data_shape=tuple(shape), latent_dim=m.latent_dim, loss=g.loss,
              gp_weight=g.gp_weight, r1_gamma=g.r1_gamma, r1_every=s["r1_every"], n_critic=s["n_critic"],
              num_classes=num_classes, truncation=g.truncation, group_rules=rules, drift=s["drift"],
-             growth=growth)
+             growth=growth, conditioner=conditioner, frozen_parts=parts, grid_cond=grid,
+             matching_aware=s["matching_aware"], interpolation=s["interpolation"],
+             interpolation_beta=float(s["interpolation_beta"]))
+
+
+def _conditioner(config):
+  """(condition encoder, frozen parts, grid sources) of config.condition: for condition.kind='clip_text' the CLIP
+  text embedding only (condition.token_features is not read: the players take one vector); else (None, {}, None)."""
+  from jaxgen import conditioners as cn
+  cond = cn.condition_settings(config)
+  if cond["kind"] == "none":
+    return None, {}, None
+  conditioner = cn.ClipTextCondition(cn.clip_source(cond["workdir"], "condition.workdir"), False, cn.CLIP_PART)
+  return conditioner, {cn.CLIP_PART: cn.clip_part(cond["workdir"])}, cn.grid_sources(config, conditioner)

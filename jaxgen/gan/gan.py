@@ -16,11 +16,25 @@ the *updated* discriminator; the trainer then runs the EMA (by default of the ge
 Conditional (`cond_features`, ('label',) when num_classes > 0): both players take a condition dict
 (jaxgen.conditions) read from the batch. Images travel as uint8 ({'image'}; scaled to [-1, 1] here), 2-D toy
 data as float ({'points'}). Settings are validated from the config (jaxgen.gan.build) before it is built.
+A condition encoder (`conditioner`, jaxgen.conditioners, with its frozen CLIP in `frozen_parts`) turns the batch's
+features (`cond_features`, e.g. ('tokens',)) into what the players read (`network_cond_features`, e.g.
+('embedding',)) inside the step (`encode_cond`): Reed et al. 2016's text-to-image GAN.
+Two options for any conditional GAN (Reed et al. 2016, sec. 4):
+  matching_aware (GAN-CLS)  D also sees real images with mismatched conditions, labelled fake:
+                 D loss = l_real(D(x, h)) + (l_fake(D(x, h_mis)) + l_fake(D(G(z, h), h))) / 2,
+                 h_mis of example i = the condition of the next example in the batch (cyclically) whose source
+                 condition (token ids, label) differs from i's (`mismatch_partners`), so that a batch that
+                 happens to hold two equal captions never labels a true match fake; a batch whose examples all
+                 ask for the same thing has no mismatch, and the term is left out (D loss = l_real + l_fake).
+  interpolation (GAN-INT)   G is also trained on the interpolated embeddings h_int = beta h_i + (1 - beta) h_j of
+                 pairs of the batch (j = i + 1 cyclically; beta = `interpolation_beta`, 0.5 in the paper), with
+                 fresh latents, for which D has no real image: g_loss += l_G(D(G(z', h_int), h_int)); D is not
+                 trained on them. Needs a continuous network condition ('embedding').
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -51,6 +65,12 @@ class GAN:
   growth: Optional[Any] = None           # jaxgen.gan.growth.Growth: progressive growing (level from the step)
   group_rules: Tuple[Tuple[str, str], ...] = ()   # ('<player>/<top-level module>', group name)
   ema_groups: Optional[Tuple[str, ...]] = None    # None: the generator's groups (set in __post_init__)
+  conditioner: Any = None                # jaxgen.conditioners: batch features -> the players' condition
+  frozen_parts: Mapping[str, Any] = dataclasses.field(default_factory=dict)   # {name: FrozenPart} (its CLIP)
+  grid_cond: Optional[Dict[str, Any]] = None      # with a conditioner: the grid rows' source features (numpy)
+  matching_aware: bool = False           # GAN-CLS: D also rejects real images with mismatched conditions
+  interpolation: bool = False            # GAN-INT: G also trained on interpolated condition embeddings
+  interpolation_beta: float = 0.5
 
   def __post_init__(self):
     if self.ema_groups is None:
@@ -94,15 +114,45 @@ class GAN:
 
   # -- conditions ---------------------------------------------------------------------------------------------
   @property
-  def cond_features(self) -> Tuple[str, ...]:
+  def network_cond_features(self) -> Tuple[str, ...]:
+    """The condition features the players read (after the condition encoder, if any)."""
+    if self.conditioner is not None:
+      return tuple(self.conditioner.outputs)
     return ("label",) if self.num_classes else ()
 
+  @property
+  def cond_features(self) -> Tuple[str, ...]:
+    """The features read from a batch (or a held-out split, or a sampling command) as the condition: the
+    condition encoder's inputs when there is one, else the players' features."""
+    if self.conditioner is not None:
+      return tuple(self.conditioner.inputs)
+    return self.network_cond_features
+
+  def encode_cond(self, params, cond):
+    """The players' condition from `cond`: the condition encoder applied to its inputs (params: with the frozen
+    parts merged in), or `cond` as it is when it already holds the players' features (or there is no encoder)."""
+    if self.conditioner is None or not cond or set(cond) != set(self.conditioner.inputs):
+      return cond
+    return self.conditioner.encode(params, cond)
+
   def default_cond(self, num: int):
-    """The conditions of a sample grid: classes in equal consecutive runs (one row per class)."""
+    """The conditions of a sample grid: classes in equal consecutive runs (one row per class); with a condition
+    encoder, the source features of `grid_cond`'s held-out examples likewise (one row per example)."""
+    if self.conditioner is not None:
+      if self.grid_cond is None:
+        raise ValueError(f"a GAN conditioned through {type(self.conditioner).__name__} draws its grid from "
+                         "grid_cond; none was given: pass the condition")
+      rows = conditions.grid_labels(num, len(next(iter(self.grid_cond.values()))))
+      return {k: jnp.asarray(v)[rows] for k, v in self.grid_cond.items()}
     return {"label": conditions.grid_labels(num, self.num_classes)} if self.num_classes else None
 
+  def _example_cond(self, num: int):
+    if self.conditioner is not None:
+      return {k: jnp.zeros((num,) + tuple(s), jnp.float32) for k, s in self.conditioner.shapes.items()}
+    return {"label": jnp.zeros((num,), jnp.int32)} if self.num_classes else None
+
   def _args(self, cond):
-    return (cond,) if self.cond_features else ()
+    return (cond,) if self.network_cond_features else ()
 
   def _kw(self, level):
     """The growing networks' level keyword (only when the family grows and a level is given)."""
@@ -138,7 +188,7 @@ class GAN:
   def init(self, rng, batch=None) -> Any:
     g_rng, d_rng = jax.random.split(rng)
     z = jnp.zeros((2, self.latent_dim), jnp.float32)
-    cond = {"label": jnp.zeros((2,), jnp.int32)} if self.num_classes else None
+    cond = self._example_cond(2)
     g_vars = dict(self.generator.init(g_rng, z, *self._args(cond)))
     d_vars = dict(self.discriminator.init(d_rng, jnp.zeros((2,) + tuple(self.data_shape)), *self._args(cond)))
     return {"generator": g_vars, "discriminator": d_vars}
@@ -156,8 +206,10 @@ class GAN:
     full[player] = {**full[player], "params": grads}
     return full
 
-  def _d_update(self, state, opt, real, cond, z_rng, gp_rng, level=None):
-    """One discriminator update on (real, G(z)) against the current generator: (state, metrics)."""
+  def _d_update(self, state, opt, real, cond, z_rng, gp_rng, mismatch=None, level=None):
+    """One discriminator update on (real, G(z)) against the current generator: (state, metrics). `mismatch`
+    (matching_aware): (the mismatched conditions, whether the batch has any), for the term on real images with
+    mismatched conditions; `level`: a growing GAN's level at this step."""
     n = real.shape[0]
     g_vars, d_vars = state.params["generator"], state.params["discriminator"]
     fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond, level=level))
@@ -167,6 +219,13 @@ class GAN:
       real_logits, dv = self.discriminate(dv, real, cond, update_spectral=True, level=level)
       fake_logits, _ = self.discriminate(dv, fake, cond, level=level)
       loss, m = losses.discriminator_loss(self.loss, real_logits, fake_logits)
+      if mismatch is not None:       # GAN-CLS: l_real + (l_fake(x, h_mis) + l_fake(G(z, h), h)) / 2
+        mis_cond, has = mismatch
+        mis_logits, _ = self.discriminate(dv, real, mis_cond, level=level)
+        has = has.astype(jnp.float32)
+        m["d_loss_mismatch"] = losses.discriminator_loss(self.loss, real_logits, mis_logits)[1]["d_loss_fake"]
+        m["d_mismatch_logit"] = jnp.mean(mis_logits)
+        loss = m["d_loss_real"] + (m["d_loss_fake"] + has * m["d_loss_mismatch"]) / (1.0 + has)
       if self.drift:
         m["drift"] = jnp.mean(jnp.square(real_logits.astype(jnp.float32)))
         loss = loss + self.drift * m["drift"]
@@ -193,9 +252,12 @@ class GAN:
 
   def update(self, state, batch, rng, opt):
     real = self._inputs(batch)
-    cond = conditions.from_batch(batch, self.cond_features)
-    if cond:
-      cond = {k: v.astype(jnp.int32) if k == "label" else v for k, v in cond.items()}
+    source = conditions.from_batch(batch, self.cond_features)
+    if source:
+      source = {k: v.astype(jnp.int32) if k in ("label", "tokens") else v for k, v in source.items()}
+    cond = source
+    if self.conditioner is not None:  # e.g. the frozen CLIP's text embedding of the caption's tokens
+      cond = jax.lax.stop_gradient(self.encode_cond(opt.params(state), source))
     k = self.n_critic
     n = real.shape[0] // k
     z_d_rng, z_g_rng, gp_rng = jax.random.split(rng, 3)
@@ -209,7 +271,11 @@ class GAN:
     for i in range(k):
       part = slice(i * n, (i + 1) * n)
       z_i, gp_i = (z_d_rng, gp_rng) if i == 0 else (jax.random.fold_in(z_d_rng, i), jax.random.fold_in(gp_rng, i))
-      state, m = self._d_update(state, opt, real[part], conditions.take(cond, part), z_i, gp_i, level)
+      mismatch = None
+      if self.matching_aware:
+        partners, has = mismatch_partners(conditions.take(source, part))
+        mismatch = (conditions.take(conditions.take(cond, part), partners), has)
+      state, m = self._d_update(state, opt, real[part], conditions.take(cond, part), z_i, gp_i, mismatch, level)
       rows.append(m)
     d_metrics = rows[0] if k == 1 else {name: jnp.mean(jnp.stack([r[name] for r in rows])) for name in rows[0]}
 
@@ -220,14 +286,23 @@ class GAN:
     def g_loss_fn(g_params):
       x, new_vars = self.generate({**g_vars, "params": g_params}, self.latents(z_g_rng, n), g_cond,
                                   update_buffers=True, level=level)
-      return losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond, level=level)[0]), new_vars
+      loss = losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond, level=level)[0])
+      m = {"g_loss": loss}
+      if self.interpolation:         # GAN-INT: G(z', beta h_i + (1 - beta) h_(i+1)), fresh latents; no real image
+        h_int = interpolate(g_cond, self.interpolation_beta)
+        x_int = self.generate({**g_vars, "params": g_params}, self.latents(jax.random.fold_in(z_g_rng, 1), n), h_int,
+                              level=level)
+        m["g_loss_interp"] = losses.generator_loss(self.loss, self.discriminate(d_vars, x_int, h_int, level=level)[0])
+        loss = loss + m["g_loss_interp"]
+        m["g_loss"] = loss
+      return loss, (m, new_vars)
 
-    (g_loss, g_new), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
+    (_, (g_metrics, g_new)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
     if len(g_new) > 1:               # the generator's forward pass updated buffers
       state = opt.refresh_buffers(state, {**state.params, "generator": g_new})
     state = opt.optimize(state, self._player_grads(state.params, "generator", g_grads),
                          groups=self.player_groups("generator"))
-    metrics = dict(d_metrics, g_loss=g_loss)
+    metrics = dict(d_metrics, **g_metrics)
     if level is not None:
       metrics["growth_level"] = level
     return state, metrics
@@ -235,10 +310,35 @@ class GAN:
   # -- sampling ---------------------------------------------------------------------------------------------
   def sample(self, params, rng, num: int, cond: Optional[Dict[str, Any]] = None,
              truncation: Optional[float] = None):
-    """`num` generator outputs (pass EMA params for the EMA generator); conditional: `cond` (leading axis
-    num), by default `default_cond(num)`."""
+    """`num` generator outputs (pass EMA params for the EMA generator, with the frozen parts merged in);
+    conditional: `cond` (leading axis num: the encoder's inputs, e.g. caption tokens, or the players' features),
+    by default `default_cond(num)`."""
     t = self.truncation if truncation is None else truncation
     if self.cond_features and cond is None:
       cond = self.default_cond(num)
-    conditions.check_cond(cond, self.cond_features, num, "this GAN")
+    if cond is not None and self.conditioner is not None:
+      cond = self.encode_cond(params, {k: jnp.asarray(v) for k, v in cond.items()})
+    conditions.check_cond(cond, self.network_cond_features, num, "this GAN")
     return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond)
+
+
+def mismatch_partners(source):
+  """GAN-CLS's mismatched conditions: for each example i of the batch, the index of the next example (i + 1,
+  i + 2, ... cyclically) whose source condition (every feature: token ids, label) differs from i's, and whether
+  any two examples differ (when none does, every index is i + 1 and the mismatch term must be left out).
+  (partners int32 (B,), has bool scalar)."""
+  leaves = [jnp.reshape(source[k], (source[k].shape[0], -1)) for k in sorted(source)]
+  n = leaves[0].shape[0]
+  if n < 2:
+    return jnp.zeros((n,), jnp.int32), jnp.zeros((), bool)
+  differ = jnp.zeros((n, n), bool)
+  for a in leaves:
+    differ = differ | jnp.any(a[:, None, :] != a[None, :, :], axis=-1)
+  ahead = (jnp.arange(n)[:, None] + jnp.arange(1, n)[None, :]) % n            # (n, n - 1): i + 1, i + 2, ...
+  first = jnp.argmax(jnp.take_along_axis(differ, ahead, axis=1), axis=1)     # 0 (i + 1) when none differs
+  return ahead[jnp.arange(n), first].astype(jnp.int32), jnp.any(differ)
+
+
+def interpolate(cond, beta: float):
+  """GAN-INT's conditions: beta * h_i + (1 - beta) * h_(i+1) (cyclically) for every feature of `cond`."""
+  return {k: beta * v + (1.0 - beta) * jnp.roll(v, -1, axis=0) for k, v in cond.items()}

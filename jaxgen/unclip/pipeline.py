@@ -57,7 +57,7 @@ class UnCLIP:
   # --- embeddings -------------------------------------------------------------------------------------------
   @property
   def scale(self) -> float:
-    from jaxgen.diffusion.conditioners import clip_scale
+    from jaxgen.conditioners import clip_scale
     return clip_scale(self.dim)
 
   def tokens(self, captions) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""unCLIP on the shared trainer (jaxgen.diffusion conditioners and the CLIP codec, jaxgen.unclip.pipeline): one
+"""unCLIP on the shared trainer (jaxgen.conditioners and the CLIP codec, jaxgen.unclip.pipeline): one
 clip_shapes:smoke run, and the unclip_shapes smoke presets trained against it as frozen parts, shared by every
 test of the module.
 
