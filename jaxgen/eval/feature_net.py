@@ -34,7 +34,7 @@ def heads_for(name: str) -> Dict[str, int]:
   """{target name: number of classes} of the data set's feature network."""
   if name == "digits":
     return {"label": 10}
-  if name in ("shapes", "shapes_tiny"):
+  if name in ("shapes", "shapes_tiny", "shapes_outlined", "shapes_outlined_tiny"):
     from jaxgen.data.builders import shapes as S
     out = {"count": S.MAX_OBJECTS}
     for q in range(4):
@@ -159,7 +159,8 @@ def train_feature_net(name: str, train: Dict[str, np.ndarray], test: Dict[str, n
   return model
 
 
-TRAIN_STEPS = {"digits": 1500, "shapes": 3000, "shapes_tiny": 200}
+TRAIN_STEPS = {"digits": 1500, "shapes": 3000, "shapes_tiny": 200, "shapes_outlined": 3000,
+               "shapes_outlined_tiny": 200}
 
 
 CACHE_ENV = "JAXGEN_FEATURE_CACHE"
