@@ -41,7 +41,7 @@ def heads_for(name: str) -> Dict[str, int]:
       out.update({f"q{q}_kind": len(S.SHAPES) + 1, f"q{q}_colour": len(S.COLOUR_NAMES) + 1,
                   f"q{q}_size": len(S.SIZES) + 1})
     return out
-  raise ValueError(f"no feature network for data set {name!r}; choose one of: digits, shapes")
+  raise ValueError(f"no feature network for data set {name!r}; choose one of: digits, shapes, shapes_outlined")
 
 
 def targets_for(name: str, split: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
