@@ -27,6 +27,8 @@ OFFLINE_BUILDERS = {
     "digits": ("jaxgen.data.builders.digits", "Digits", None),
     "shapes": ("jaxgen.data.builders.shapes", "Shapes", "default"),
     "shapes_tiny": ("jaxgen.data.builders.shapes", "Shapes", "tiny"),
+    "shapes_outlined": ("jaxgen.data.builders.shapes", "Shapes", "outlined"),
+    "shapes_outlined_tiny": ("jaxgen.data.builders.shapes", "Shapes", "outlined_tiny"),
 }
 
 DOWNLOAD_HOST = "www.cs.toronto.edu"
@@ -159,7 +161,7 @@ def load_split_numpy(name: str, split: str, data_dir=None, *,
 def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
                         start_step: int = 0, process_index: Optional[int] = None,
                         process_count: Optional[int] = None, encode_images=None,
-                        encode_split=None) -> Iterator[dict]:
+                        encode_split=None, split: Optional[str] = None) -> Iterator[dict]:
   """Iterator of this process's training batches, starting at global `start_step`.
 
   Yields {'image': uint8 (local_batch, H, W, C), 'label': int32 (local_batch,), ...} (the spec's device
@@ -175,6 +177,8 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
   `encode_split` (the general form: {feature: numpy (N, ...)} of this process's split -> ({new feature: array
   (N, ...)}, features to drop)): the batches carry the new features (and lose the dropped ones), e.g. a frozen
   CLIP's cached embeddings (jaxgen.unclip.cache).
+  `split`: a TFDS split string (default the spec's train split), e.g. 'train[:50%]': CoGAN's two domains are
+  drawn from disjoint halves (jaxgen.gan.cogan).
   """
   from jaxgen.data import ordering  # pylint: disable=import-outside-toplevel
   spec = get_dataset_spec(data_config.name)
@@ -195,7 +199,7 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
                     bool(getattr(data_config, "download", True)))
   tf = import_tf()
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  split = spec.train_split
+  split = split or spec.train_split
   if process_count > 1:
     split = tfds.even_splits(split, n=process_count)[process_index]
   ds = builder.as_dataset(split=split, shuffle_files=False)

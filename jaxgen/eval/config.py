@@ -76,6 +76,18 @@ def validate_sample_metrics(config) -> None:
     raise ValueError(f"eval.sample_options={dict(options)!r}: {e}") from None
 
 
+def validate_pair_agreement(config) -> None:
+  """The 'pair_agreement' evaluation (CoGAN pairs): model.kind 'cogan', eval.fid_samples (>= 2), eval.batch_size,
+  eval.feature_net_steps."""
+  kind = _get(config, "model.kind")
+  if kind != "cogan":
+    raise ValueError(f"evals has 'pair_agreement', which grades CoGAN image pairs: it needs model.kind='cogan', "
+                     f"not {kind!r}")
+  check_int(config, "eval.fid_samples", 2)
+  validate_batch_size(config)
+  check_int(config, "eval.feature_net_steps", 0, default=0)
+
+
 def validate_vae_heldout(config) -> None:
   """The 'vae_heldout' evaluation: eval.batch_size, eval.num_iwae_samples (k of IWAE-k), eval.iwae_chunk
   (importance samples per pass), each >= 1."""

@@ -34,14 +34,14 @@ def heads_for(name: str) -> Dict[str, int]:
   """{target name: number of classes} of the data set's feature network."""
   if name == "digits":
     return {"label": 10}
-  if name in ("shapes", "shapes_tiny"):
+  if name in ("shapes", "shapes_tiny", "shapes_outlined", "shapes_outlined_tiny"):
     from jaxgen.data.builders import shapes as S
     out = {"count": S.MAX_OBJECTS}
     for q in range(4):
       out.update({f"q{q}_kind": len(S.SHAPES) + 1, f"q{q}_colour": len(S.COLOUR_NAMES) + 1,
                   f"q{q}_size": len(S.SIZES) + 1})
     return out
-  raise ValueError(f"no feature network for data set {name!r}; choose one of: digits, shapes")
+  raise ValueError(f"no feature network for data set {name!r}; choose one of: digits, shapes, shapes_outlined")
 
 
 def targets_for(name: str, split: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -159,7 +159,8 @@ def train_feature_net(name: str, train: Dict[str, np.ndarray], test: Dict[str, n
   return model
 
 
-TRAIN_STEPS = {"digits": 1500, "shapes": 3000, "shapes_tiny": 200}
+TRAIN_STEPS = {"digits": 1500, "shapes": 3000, "shapes_tiny": 200, "shapes_outlined": 3000,
+               "shapes_outlined_tiny": 200}
 
 
 CACHE_ENV = "JAXGEN_FEATURE_CACHE"

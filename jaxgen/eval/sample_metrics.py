@@ -33,7 +33,8 @@ import numpy as np
 
 from jaxgen.eval import metrics
 
-FEATURE_SPACES = {"digits": "digits", "shapes": "shapes", "shapes_tiny": "shapes", "cifar10": "inception"}
+FEATURE_SPACES = {"digits": "digits", "shapes": "shapes", "shapes_tiny": "shapes", "cifar10": "inception",
+                  "shapes_outlined": "shapes_outlined", "shapes_outlined_tiny": "shapes_outlined"}  # CoGAN domain B
 MAX_REFERENCE_FLOATS = 25_000_000          # 100 MB of float32 features; beyond, a fixed subset is stored
 REFERENCE_SUBSET = 10_000
 COVERAGE_FRACTION = 0.02

@@ -1,9 +1,11 @@
 """Build GANs from ml_collections configs; `validate_gan_config` runs first (nothing compiled).
 
 Network kinds: 'mlp' (the original GAN of Goodfellow et al. 2014 on 2-D toy data), 'dcgan'
-(Radford et al. 2015 on images; class-conditional with model.num_classes > 0) and 'progan' (Karras et al. 2018:
+(Radford et al. 2015 on images; class-conditional with model.num_classes > 0), 'progan' (Karras et al. 2018:
 growing from 4x4, model.{g_channels, d_channels} one width per level, model.mbstd_group; gan.phase_steps steps
-per phase and fade-in, jaxgen.gan.growth; usually with gan.loss='wgan', gan.gp_weight=10, gan.drift=0.001).
+per phase and fade-in, jaxgen.gan.growth; usually with gan.loss='wgan', gan.gp_weight=10, gan.drift=0.001) and 'cogan' (Liu & Tuzel 2016:
+a pair generator / pair discriminator over two domains with tied layers, jaxgen.nn.cogan; model.g_untied /
+d_untied layers per domain, cogan.domain_b, unpaired data from jaxgen.gan.cogan).
 Config fields: data.name, model.{kind, latent_dim, g_hidden, d_hidden | g_channels, d_channels, d_norm,
 num_classes}, gan.{loss, gp_weight, r1_gamma, truncation} and, with their defaults (GAN_DEFAULTS):
 gan.n_critic (D updates per G update, each on batch_size / n_critic examples), gan.r1_every (lazy R1),
@@ -23,7 +25,7 @@ import math
 from jaxgen.data.specs import dataset_names, get_dataset_spec
 from jaxgen.gan import losses
 
-KINDS = ("mlp", "dcgan", "progan")
+KINDS = ("mlp", "dcgan", "progan", "cogan")
 GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={}, drift=0.0, phase_steps=0, matching_aware=False,
                     interpolation=False, interpolation_beta=0.5)
 GAN_CONDITIONS = ("none", "clip_text")   # config.condition.kind of a GAN (jaxgen.conditioners)
@@ -86,6 +88,16 @@ def validate_gan_config(config) -> None:
   check_dcgan_shape(spec.image_shape, tuple(m.d_channels), "model.d")
   if m.d_norm not in D_NORMS:
     raise ValueError(f"model.d_norm={m.d_norm!r}; choose one of: {', '.join(D_NORMS)}")
+  if m.kind == "cogan":
+    from jaxgen.gan.cogan import validate_cogan
+    for player, channels in (("g", m.g_channels), ("d", m.d_channels)):
+      untied = m.get(f"{player}_untied", 1)
+      if not (isinstance(untied, int) and 1 <= untied <= len(channels)):
+        raise ValueError(f"model.{player}_untied={untied!r} must be an int in [1, {len(channels)}] (layers per "
+                         f"domain; the other {len(channels) + 1} - {player}_untied are tied)")
+    if m.num_classes:
+      raise ValueError(f"model.num_classes={m.num_classes}: model.kind='cogan' is unconditional (use 0)")
+    validate_cogan(config)
   if m.num_classes and m.num_classes != spec.num_classes:
     raise ValueError(f"model.num_classes={m.num_classes} but {spec.name} has {spec.num_classes} classes (or use 0)")
   if m.num_classes and config.num_samples % m.num_classes:
@@ -162,6 +174,12 @@ def make_gan(config):
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, 0
     gen = ProGANGenerator(shape[0], tuple(m.g_channels), shape[2])
     disc = ProGANDiscriminator(shape[0], tuple(m.d_channels), m.get("mbstd_group", 4))
+  elif m.kind == "cogan":
+    from jaxgen.nn.cogan import CoGANDiscriminator, CoGANGenerator
+    h, w, c = get_dataset_spec(config.data.name).image_shape
+    gen = CoGANGenerator((h, w, c), tuple(m.g_channels), m.get("g_untied", 1))
+    disc = CoGANDiscriminator(tuple(m.d_channels), m.d_norm, m.get("d_untied", 1))
+    shape, num_classes = (h, 2 * w, c), 0          # a sample is the pair side by side
   else:
     from jaxgen.nn.dcgan import DCGANDiscriminator, DCGANGenerator
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, m.num_classes

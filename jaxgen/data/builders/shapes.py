@@ -21,6 +21,11 @@ Features
   tokens      int32 (MAX_TOKENS,): the caption's words as VOCAB ids, 0-padded (`tokenize` / `detokenize`)
 Splits: train (SPLIT_SIZES['train']) and test, stored in index order; the builder config 'tiny' (data set
 'shapes_tiny') holds the first few hundred of each, for tests and smoke runs.
+Outlined (builder configs 'outlined' and 'outlined_tiny', data sets 'shapes_outlined' / 'shapes_outlined_tiny'):
+the same scenes (index i of a split is the same scene, attributes, label and caption as in `shapes`), each shape
+drawn as an outline OUTLINE_PX wide in its colour instead of filled (`render(scene, outline_px=OUTLINE_PX)`:
+the supersampled inside-mask keeps only the points within OUTLINE_PX of its edge, by a Euclidean distance
+transform). CoGAN's second domain (jaxgen.gan.cogan). The filled rendering is unchanged.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ MAX_TOKENS = 24
 VOCAB = ("<pad>", "a", ",", "and", "above", "below", "to", "the", "left", "right", "of") + SIZES + COLOUR_NAMES + SHAPES
 SPLIT_SIZES = {"train": 20_000, "test": 2_000}
 TINY_SPLIT_SIZES = {"train": 256, "test": 64}
+OUTLINE_PX = 1.75                      # the outline's width in output pixels (7 supersampled pixels)
 _SEED = 0x5_4A9E5
 _SPLIT_IDS = {"train": 1, "test": 2}
 
@@ -110,8 +116,17 @@ def _mask(kind: int, x: np.ndarray, y: np.ndarray, r: float) -> np.ndarray:
   return np.sqrt(x * x + y * y) <= edge
 
 
-def render(scene: Scene) -> np.ndarray:
-  """The scene as uint8 (32, 32, 3), anti-aliased by 4x supersampling (each shape drawn in its bounding box)."""
+def _outline(m: np.ndarray, width_px: float) -> np.ndarray:
+  """The points of the fine-grid inside-mask `m` within `width_px` output pixels of its edge (the window's and the
+  image's borders count as edge: a shape cut by the image border is closed there)."""
+  from scipy import ndimage  # pylint: disable=import-outside-toplevel
+  dist = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]    # fine pixels to the nearest outside point
+  return m & (dist <= width_px * SUPERSAMPLE)
+
+
+def render(scene: Scene, outline_px: float = 0.0) -> np.ndarray:
+  """The scene as uint8 (32, 32, 3), anti-aliased by 4x supersampling (each shape drawn in its bounding box);
+  `outline_px` > 0: each shape drawn as an outline that wide (the 'outlined' configs) instead of filled."""
   n = IMAGE_SIZE * SUPERSAMPLE
   bg = np.asarray(BACKGROUNDS[scene.background], np.float32)
   shade = 1.0 + 0.12 * (np.linspace(-1, 1, n, dtype=np.float32)[:, None, None])
@@ -121,6 +136,8 @@ def render(scene: Scene) -> np.ndarray:
     lo_x, hi_x = max(int((cx - r - 1) * SUPERSAMPLE), 0), min(int((cx + r + 1) * SUPERSAMPLE), n)
     lo_y, hi_y = max(int((cy - r - 1) * SUPERSAMPLE), 0), min(int((cy + r + 1) * SUPERSAMPLE), n)
     m = _mask(kind, _FINE[None, lo_x:hi_x] - cx, _FINE[lo_y:hi_y, None] - cy, r)
+    if outline_px > 0:
+      m = _outline(m, outline_px)
     img[lo_y:hi_y, lo_x:hi_x][m] = np.asarray(COLOURS[COLOUR_NAMES[colour]], np.float32)
   img = img.reshape(IMAGE_SIZE, SUPERSAMPLE, IMAGE_SIZE, SUPERSAMPLE, 3).mean(axis=(1, 3))
   return np.clip(np.round(img), 0, 255).astype(np.uint8)
@@ -171,18 +188,19 @@ def detokenize(ids) -> str:
   return " ".join(VOCAB[i] for i in np.asarray(ids) if i).replace(" ,", ",")
 
 
-def example(split: str, index: int) -> dict:
+def example(split: str, index: int, outline_px: float = 0.0) -> dict:
   scene = make_scene(split, index)
   text = caption(scene)
-  return {"image": render(scene), "label": scene.objects[0][0], "attributes": attributes(scene),
+  return {"image": render(scene, outline_px), "label": scene.objects[0][0], "attributes": attributes(scene),
           "caption": text, "tokens": tokenize(text)}
 
 
-def shapes_split_arrays(split: str, num: int = None) -> dict:
-  """The first `num` (default all) examples of `split` as numpy arrays, without TFDS or TensorFlow."""
+def shapes_split_arrays(split: str, num: int = None, outline_px: float = 0.0) -> dict:
+  """The first `num` (default all) examples of `split` as numpy arrays, without TFDS or TensorFlow
+  (`outline_px` > 0: the outlined rendering)."""
   if split not in SPLIT_SIZES:
     raise ValueError(f"unknown shapes split {split!r}; choose one of: {', '.join(SPLIT_SIZES)}")
-  exs = [example(split, i) for i in range(SPLIT_SIZES[split] if num is None else num)]
+  exs = [example(split, i, outline_px) for i in range(SPLIT_SIZES[split] if num is None else num)]
   return {k: np.stack([e[k] for e in exs]) if k != "caption" else np.asarray([e[k] for e in exs], object)
           for k in exs[0]}
 
@@ -198,7 +216,9 @@ class Shapes(_tfds().core.GeneratorBasedBuilder):
   VERSION = _tfds().core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [_tfds().core.BuilderConfig(name="default", description="20,000 train / 2,000 test"),
-                     _tfds().core.BuilderConfig(name="tiny", description="256 train / 64 test (tests)")]
+                     _tfds().core.BuilderConfig(name="tiny", description="256 train / 64 test (tests)"),
+                     _tfds().core.BuilderConfig(name="outlined", description="the same scenes, shapes outlined"),
+                     _tfds().core.BuilderConfig(name="outlined_tiny", description="outlined, 256 train / 64 test")]
 
   def _info(self):
     tfds = _tfds()
@@ -215,9 +235,11 @@ class Shapes(_tfds().core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    sizes = TINY_SPLIT_SIZES if self.builder_config.name == "tiny" else SPLIT_SIZES
-    return {split: self._generate_examples(split, n) for split, n in sizes.items()}
+    name = self.builder_config.name
+    sizes = TINY_SPLIT_SIZES if name.endswith("tiny") else SPLIT_SIZES
+    outline = OUTLINE_PX if name.startswith("outlined") else 0.0
+    return {split: self._generate_examples(split, n, outline) for split, n in sizes.items()}
 
-  def _generate_examples(self, split, n):
+  def _generate_examples(self, split, n, outline_px=0.0):
     for i in range(n):
-      yield i, example(split, i)
+      yield i, example(split, i, outline_px)
