@@ -63,7 +63,7 @@ FAMILIES = {
                        metrics=("train/loss", "train/elbo_bits_per_dim", "train/reconstruction_nats", "train/kl_nats")),
     "gan": FamilyEntry("jaxgen.gan.build:make_gan", "jaxgen.gan.build:validate_gan_config",
                        evals=("sample_metrics", "mode_coverage"),
-                       param_groups=("generator", "discriminator"), safe_to_resume=("gan.truncation",),
+                       param_groups=("generator", "discriminator"), safe_to_resume=("gan.truncation", "gan.truncation_psi"),
                        metrics=("train/g_loss", "train/d_loss", "train/d_loss_real", "train/d_loss_fake",
                                 "train/d_real_logit", "train/d_fake_logit", "train/gradient_penalty", "train/r1"),
                        sample_options="jaxgen.gan.sampling_options:apply_sample_options"),

@@ -16,6 +16,9 @@ the *updated* discriminator; the trainer then runs the EMA (by default of the ge
 Conditional (`cond_features`, ('label',) when num_classes > 0): both players take a condition dict
 (jaxgen.conditions) read from the batch. Images travel as uint8 ({'image'}; scaled to [-1, 1] here), 2-D toy
 data as float ({'points'}). Settings are validated from the config (jaxgen.gan.build) before it is built.
+A stochastic generator (`stochastic_generator`: StyleGAN's noise inputs and style mixing) is called with
+rngs={'noise': key} and train= (True in the step, False when sampling); `truncation_psi` (not None: StyleGAN's
+truncation in W towards its tracked mean w) is passed to it as truncation_psi= when sampling.
 """
 from __future__ import annotations
 
@@ -49,6 +52,8 @@ class GAN:
   truncation: float = 0.0                # > 0: sample z from N(0, I) truncated to [-t, t] at sampling time
   group_rules: Tuple[Tuple[str, str], ...] = ()   # ('<player>/<top-level module>', group name)
   ema_groups: Optional[Tuple[str, ...]] = None    # None: the generator's groups (set in __post_init__)
+  stochastic_generator: bool = False     # G(z, cond, *, train) draws from the rng stream 'noise' (StyleGAN)
+  truncation_psi: Optional[float] = None  # StyleGAN: W truncation psi when sampling (1: none); None: no such input
 
   def __post_init__(self):
     if self.ema_groups is None:
@@ -103,16 +108,20 @@ class GAN:
     return (cond,) if self.cond_features else ()
 
   # -- players ----------------------------------------------------------------------------------------------
-  def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False):
+  def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False, rng=None, train: bool = False,
+               **kwargs):
     """Samples G(z, cond); with `update_buffers` also the variables with the buffers its forward pass updated
-    (running statistics, a tracked mean latent): (samples, variables)."""
+    (running statistics, a tracked mean latent): (samples, variables). A stochastic generator draws from `rng`
+    (its 'noise' stream) and is told `train`; `kwargs` (truncation_psi) go to the generator."""
+    if self.stochastic_generator:
+      kwargs = dict(kwargs, rngs={"noise": rng}, train=train)
     buffers = [c for c in g_vars if c != "params"]
     if update_buffers:
       if not buffers:
-        return self.generator.apply(g_vars, z, *self._args(cond)), g_vars
-      x, mutated = self.generator.apply(g_vars, z, *self._args(cond), mutable=buffers)
+        return self.generator.apply(g_vars, z, *self._args(cond), **kwargs), g_vars
+      x, mutated = self.generator.apply(g_vars, z, *self._args(cond), mutable=buffers, **kwargs)
       return x, {**g_vars, **mutated}
-    return self.generator.apply(g_vars, z, *self._args(cond))
+    return self.generator.apply(g_vars, z, *self._args(cond), **kwargs)
 
   def discriminate(self, d_vars, x, cond=None, *, update_spectral: bool = False):
     """Logits (B,), and the variables with refined spectral vectors when `update_spectral`."""
@@ -130,7 +139,8 @@ class GAN:
     g_rng, d_rng = jax.random.split(rng)
     z = jnp.zeros((2, self.latent_dim), jnp.float32)
     cond = {"label": jnp.zeros((2,), jnp.int32)} if self.num_classes else None
-    g_vars = dict(self.generator.init(g_rng, z, *self._args(cond)))
+    g_init_rng = {"params": g_rng, "noise": jax.random.fold_in(g_rng, 1)} if self.stochastic_generator else g_rng
+    g_vars = dict(self.generator.init(g_init_rng, z, *self._args(cond)))
     d_vars = dict(self.discriminator.init(d_rng, jnp.zeros((2,) + tuple(self.data_shape)), *self._args(cond)))
     return {"generator": g_vars, "discriminator": d_vars}
 
@@ -151,7 +161,8 @@ class GAN:
     """One discriminator update on (real, G(z)) against the current generator: (state, metrics)."""
     n = real.shape[0]
     g_vars, d_vars = state.params["generator"], state.params["discriminator"]
-    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond))
+    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond,
+                                               rng=jax.random.fold_in(z_rng, 1), train=True))
 
     def d_loss_fn(d_params):
       dv = {**d_vars, "params": d_params}
@@ -203,7 +214,7 @@ class GAN:
 
     def g_loss_fn(g_params):
       x, new_vars = self.generate({**g_vars, "params": g_params}, self.latents(z_g_rng, n), g_cond,
-                                  update_buffers=True)
+                                  update_buffers=True, rng=jax.random.fold_in(z_g_rng, 1), train=True)
       return losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond)[0]), new_vars
 
     (g_loss, g_new), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
@@ -215,11 +226,16 @@ class GAN:
 
   # -- sampling ---------------------------------------------------------------------------------------------
   def sample(self, params, rng, num: int, cond: Optional[Dict[str, Any]] = None,
-             truncation: Optional[float] = None):
+             truncation: Optional[float] = None, truncation_psi: Optional[float] = None):
     """`num` generator outputs (pass EMA params for the EMA generator); conditional: `cond` (leading axis
-    num), by default `default_cond(num)`."""
+    num), by default `default_cond(num)`. `truncation`: of z; `truncation_psi`: in W (StyleGAN)."""
     t = self.truncation if truncation is None else truncation
     if self.cond_features and cond is None:
       cond = self.default_cond(num)
     conditions.check_cond(cond, self.cond_features, num, "this GAN")
-    return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond)
+    psi = self.truncation_psi if truncation_psi is None else truncation_psi
+    if psi is not None and self.truncation_psi is None:
+      raise ValueError(f"truncation_psi={psi}: this GAN's generator has no W space (StyleGAN's); use truncation")
+    kw = {} if psi is None else {"truncation_psi": float(psi)}
+    return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond,
+                         rng=jax.random.fold_in(rng, 1), **kw)
