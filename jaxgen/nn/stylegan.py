@@ -294,6 +294,7 @@ class StyleGANGenerator(nn.Module):
     if train and self.mixing_prob > 0:
       w2 = self.mapping(jax.random.normal(self.make_rng("noise"), z.shape, z.dtype), track=False)
       ws, _ = mix_styles(w, w2, self.make_rng("noise"), self.num_ws, self.mixing_prob)
+    self.sow("intermediates", "ws", ws)      # kept only when 'intermediates' is mutable (tests, figures)
     x = self.synthesis(ws)
     return x if train else jnp.clip(x, -1.0, 1.0)
 
