@@ -21,7 +21,8 @@ mixing 0.9, residual D, 4-layer mapping network):
 CI check:
   python -m experiments.stylegan --config=experiments/stylegan.py:smoke --workdir=/tmp/stylegan_smoke
 Sampling with truncation in W (gan.truncation_psi; gan.truncation stays the z-truncation):
-  python -m experiments.sample --workdir=workdirs/stylegan_quick --truncation_psi=0.7   (see experiments.sample)
+  python -m experiments.sample --workdir=workdirs/stylegan_quick --config.gan.truncation_psi=0.7
+  (the metrics of truncated samples: the sampling option truncation_psi, e.g. --config.eval.sample_options)
 
 EXPECTED
   samples/step_<N>.png from the EMA generator; metrics.jsonl with train/learning_rate/mapping = 0.01 x the
