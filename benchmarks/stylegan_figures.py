@@ -145,18 +145,18 @@ def main(argv):
     if k >= gan.generator.num_ws:
       continue
     grid = mixing_grid(gan, g_vars, jax.random.fold_in(key, 10 + k), rows=5, cols=6, crossover=k)
-    print("wrote", save_image_grid(path(f"mixing_c{k}.png"), grid, ncols=7, min_size=400))
+    print("wrote", save_image_grid(path(f"mixing_c{k}.png"), grid, ncols=7, min_size=256))
   psis = [float(p) for p in FLAGS.psis]
   sweep = np.linspace(0.0, 1.0, 6)
   print("wrote", save_image_grid(path("truncation.png"), truncation_rows(gan, g_vars, jax.random.fold_in(key, 20), 6,
-                                                                          sweep), ncols=len(sweep), min_size=400))
+                                                                          sweep), ncols=len(sweep), min_size=256))
   imgs, std = noise_rows(gan, g_vars, jax.random.fold_in(key, 30), rows=4, shown=5)
   std_rgb = _std_to_rgb(std, float(std.max()))
   if imgs.shape[-1] == 1:                                             # grey data: shown as RGB beside the map
     imgs = np.repeat(imgs, 3, axis=-1)
   cells = np.concatenate([imgs, std_rgb[:, None].astype(np.float32)], axis=1)
   print("wrote", save_image_grid(path("noise.png"), cells.reshape((-1,) + cells.shape[2:]), ncols=cells.shape[1],
-                                 min_size=400))
+                                 min_size=256))
   print(f"noise: per-pixel std across draws (mean over pixels) {float(std.mean()):.4f}, max {float(std.max()):.4f}")
   if FLAGS.num:
     curve = truncation_metrics(run, psis, FLAGS.num)
