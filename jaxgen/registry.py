@@ -64,7 +64,7 @@ FAMILIES = {
     "gan": FamilyEntry("jaxgen.gan.build:make_gan", "jaxgen.gan.build:validate_gan_config",
                        data_fn="jaxgen.gan.cogan:gan_data_fn",       # CoGAN's unpaired two-domain batches
                        evals=("sample_metrics", "mode_coverage", "pair_agreement"),
-                       param_groups=("generator", "discriminator"), safe_to_resume=("gan.truncation",),
+                       param_groups=("generator", "discriminator"), safe_to_resume=("gan.truncation", "gan.truncation_psi"),
                        metrics=("train/g_loss", "train/d_loss", "train/d_loss_real", "train/d_loss_fake",
                                 "train/d_real_logit", "train/d_fake_logit", "train/gradient_penalty", "train/r1",
                                 "train/drift", "train/growth_level",

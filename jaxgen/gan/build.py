@@ -3,14 +3,17 @@
 Network kinds: 'mlp' (the original GAN of Goodfellow et al. 2014 on 2-D toy data), 'dcgan'
 (Radford et al. 2015 on images; class-conditional with model.num_classes > 0), 'progan' (Karras et al. 2018:
 growing from 4x4, model.{g_channels, d_channels} one width per level, model.mbstd_group; gan.phase_steps steps
-per phase and fade-in, jaxgen.gan.growth; usually with gan.loss='wgan', gan.gp_weight=10, gan.drift=0.001) and 'cogan' (Liu & Tuzel 2016:
+per phase and fade-in, jaxgen.gan.growth; usually with gan.loss='wgan', gan.gp_weight=10, gan.drift=0.001), 'cogan' (Liu & Tuzel 2016:
 a pair generator / pair discriminator over two domains with tied layers, jaxgen.nn.cogan; model.g_untied /
-d_untied layers per domain, cogan.domain_b, unpaired data from jaxgen.gan.cogan).
+d_untied layers per domain, cogan.domain_b, unpaired data from jaxgen.gan.cogan) and 'stylegan' (StyleGAN2,
+Karras et al. 2020, unconditional: jaxgen.nn.stylegan; model.{w_dim, mapping_layers, g_channels, d_channels,
+style_mixing, d_residual, mbstd_group}; gan.truncation_psi, its truncation in W when sampling).
 Config fields: data.name, model.{kind, latent_dim, g_hidden, d_hidden | g_channels, d_channels, d_norm,
 num_classes}, gan.{loss, gp_weight, r1_gamma, truncation} and, with their defaults (GAN_DEFAULTS):
 gan.n_critic (D updates per G update, each on batch_size / n_critic examples), gan.r1_every (lazy R1),
 gan.drift (D loss += drift * E[D(x)^2], ProGAN), gan.phase_steps (progan only),
-gan.extra_groups ({group: '<player>/<top-level module>'}: a sub-network in an optimizer group of its own).
+gan.extra_groups ({group: '<player>/<top-level module>'}: a sub-network in an optimizer group of its own),
+gan.truncation_psi (1.0: none; StyleGAN only).
 The players' optimizers are the trainer's parameter groups, config.optim.groups.{generator, discriminator,
 <extra group>}.
 Conditions: model.num_classes (a class label), or config.condition = dict(kind='clip_text', workdir=<a CLIP run>)
@@ -25,9 +28,9 @@ import math
 from jaxgen.data.specs import dataset_names, get_dataset_spec
 from jaxgen.gan import losses
 
-KINDS = ("mlp", "dcgan", "progan", "cogan")
+KINDS = ("mlp", "dcgan", "progan", "cogan", "stylegan")
 GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={}, drift=0.0, phase_steps=0, matching_aware=False,
-                    interpolation=False, interpolation_beta=0.5)
+                    interpolation=False, interpolation_beta=0.5, truncation_psi=1.0)
 GAN_CONDITIONS = ("none", "clip_text")   # config.condition.kind of a GAN (jaxgen.conditioners)
 RESERVED_GROUPS = ("generator", "discriminator", "frozen", "buffer", "default")
 
@@ -73,6 +76,15 @@ def validate_gan_config(config) -> None:
     raise ValueError(f"gan.interpolation_beta={beta!r} must be a number in [0, 1]")
   spec = get_dataset_spec(config.data.name)
   _validate_condition(config, spec, s)
+  psi = s["truncation_psi"]
+  if not (isinstance(psi, (int, float)) and math.isfinite(psi) and psi >= 0):
+    raise ValueError(f"gan.truncation_psi={psi!r} must be a finite number >= 0 (1: no truncation)")
+  if m.kind != "stylegan" and psi != 1.0:
+    raise ValueError(f"gan.truncation_psi={psi}: truncation in W needs model.kind='stylegan' (model.kind="
+                     f"{m.kind!r}; its latent truncation is gan.truncation)")
+  if m.kind == "stylegan":
+    _validate_stylegan(config, spec, s)
+    return
   if m.kind == "mlp":
     if spec.kind != "points":
       raise ValueError(f"data.name={spec.name!r}: the MLP GAN trains on 2-D points "
@@ -159,6 +171,28 @@ def _validate_condition(config, spec, s) -> None:
                      f"condition.kind='clip_text' (condition.kind={cond['kind']!r})")
 
 
+def _validate_stylegan(config, spec, s) -> None:
+  from jaxgen.nn.stylegan import check_stylegan_shape
+  m = config.model
+  if spec.kind != "image":
+    raise ValueError(f"data.name={spec.name!r} holds {spec.kind}; model.kind='stylegan' trains on images "
+                     f"({', '.join(dataset_names('image'))})")
+  if m.get("num_classes", 0):
+    raise ValueError(f"model.num_classes={m.num_classes}: model.kind='stylegan' is unconditional here (use 0)")
+  check_stylegan_shape(spec.image_shape, tuple(m.g_channels), tuple(m.d_channels))
+  for name in ("w_dim", "mapping_layers"):
+    if not (isinstance(m[name], int) and m[name] >= 1):
+      raise ValueError(f"model.{name}={m[name]!r} must be an int >= 1")
+  if not 0.0 <= m.style_mixing <= 1.0:
+    raise ValueError(f"model.style_mixing={m.style_mixing} must be a probability in [0, 1]")
+  if not (isinstance(m.mbstd_group, int) and m.mbstd_group >= 1):
+    raise ValueError(f"model.mbstd_group={m.mbstd_group!r} must be an int >= 1 (1: no minibatch stddev layer)")
+  d_batch = config.batch_size // s["n_critic"]
+  if d_batch % min(m.mbstd_group, d_batch):
+    raise ValueError(f"model.mbstd_group={m.mbstd_group}: the discriminator's batch (batch_size / gan.n_critic = "
+                     f"{d_batch}) must be a multiple of min(group, batch)")
+
+
 def make_gan(config):
   """Assumes a validated config."""
   from jaxgen.gan.gan import GAN
@@ -180,6 +214,11 @@ def make_gan(config):
     gen = CoGANGenerator((h, w, c), tuple(m.g_channels), m.get("g_untied", 1))
     disc = CoGANDiscriminator(tuple(m.d_channels), m.d_norm, m.get("d_untied", 1))
     shape, num_classes = (h, 2 * w, c), 0          # a sample is the pair side by side
+  elif m.kind == "stylegan":
+    from jaxgen.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
+    shape, num_classes = get_dataset_spec(config.data.name).image_shape, 0
+    gen = StyleGANGenerator(shape, tuple(m.g_channels), m.mapping_layers, m.w_dim, m.style_mixing)
+    disc = StyleGANDiscriminator(tuple(m.d_channels), m.d_residual, m.mbstd_group)
   else:
     from jaxgen.nn.dcgan import DCGANDiscriminator, DCGANGenerator
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, m.num_classes
@@ -202,7 +241,8 @@ def make_gan(config):
              num_classes=num_classes, truncation=g.truncation, group_rules=rules, drift=s["drift"],
              growth=growth, conditioner=conditioner, frozen_parts=parts, grid_cond=grid,
              matching_aware=s["matching_aware"], interpolation=s["interpolation"],
-             interpolation_beta=float(s["interpolation_beta"]))
+             interpolation_beta=float(s["interpolation_beta"]), stochastic_generator=m.kind == "stylegan",
+             truncation_psi=float(s["truncation_psi"]) if m.kind == "stylegan" else None)
 
 
 def _conditioner(config):

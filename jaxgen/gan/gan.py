@@ -30,6 +30,9 @@ Two options for any conditional GAN (Reed et al. 2016, sec. 4):
                  pairs of the batch (j = i + 1 cyclically; beta = `interpolation_beta`, 0.5 in the paper), with
                  fresh latents, for which D has no real image: g_loss += l_G(D(G(z', h_int), h_int)); D is not
                  trained on them. Needs a continuous network condition ('embedding').
+A stochastic generator (`stochastic_generator`: StyleGAN's noise inputs and style mixing) is called with
+rngs={'noise': key} and train= (True in the step, False when sampling); `truncation_psi` (not None: StyleGAN's
+truncation in W towards its tracked mean w) is passed to it as truncation_psi= when sampling.
 """
 from __future__ import annotations
 
@@ -71,6 +74,8 @@ class GAN:
   matching_aware: bool = False           # GAN-CLS: D also rejects real images with mismatched conditions
   interpolation: bool = False            # GAN-INT: G also trained on interpolated condition embeddings
   interpolation_beta: float = 0.5
+  stochastic_generator: bool = False     # G(z, cond, *, train) draws from the rng stream 'noise' (StyleGAN)
+  truncation_psi: Optional[float] = None  # StyleGAN: W truncation psi when sampling (1: none); None: no such input
 
   def __post_init__(self):
     if self.ema_groups is None:
@@ -159,18 +164,23 @@ class GAN:
     return {"level": level} if self.growth is not None and level is not None else {}
 
   # -- players ----------------------------------------------------------------------------------------------
-  def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False, level=None):
+  def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False, level=None, rng=None,
+               train: bool = False, **kwargs):
     """Samples G(z, cond); with `update_buffers` also the variables with the buffers its forward pass updated
     (running statistics, a tracked mean latent, the growth level): (samples, variables). A growing generator
-    takes the step's `level`, or (None: sampling) the level it last trained at."""
+    takes the step's `level`, or (None: sampling) the level it last trained at. A stochastic generator draws
+    from `rng` (its 'noise' stream) and is told `train`; `kwargs` (truncation_psi) go to the generator."""
+    kwargs = dict(self._kw(level), **kwargs)
+    if self.stochastic_generator:
+      kwargs = dict(kwargs, rngs={"noise": rng}, train=train)
     buffers = [c for c in g_vars if c != "params"]
     kw = self._kw(level)
     if update_buffers:
       if not buffers:
-        return self.generator.apply(g_vars, z, *self._args(cond), **kw), g_vars
-      x, mutated = self.generator.apply(g_vars, z, *self._args(cond), mutable=buffers, **kw)
+        return self.generator.apply(g_vars, z, *self._args(cond), **kwargs), g_vars
+      x, mutated = self.generator.apply(g_vars, z, *self._args(cond), mutable=buffers, **kwargs)
       return x, {**g_vars, **mutated}
-    return self.generator.apply(g_vars, z, *self._args(cond), **kw)
+    return self.generator.apply(g_vars, z, *self._args(cond), **kwargs)
 
   def discriminate(self, d_vars, x, cond=None, *, update_spectral: bool = False, level=None):
     """Logits (B,), and the variables with refined spectral vectors when `update_spectral`."""
@@ -189,7 +199,8 @@ class GAN:
     g_rng, d_rng = jax.random.split(rng)
     z = jnp.zeros((2, self.latent_dim), jnp.float32)
     cond = self._example_cond(2)
-    g_vars = dict(self.generator.init(g_rng, z, *self._args(cond)))
+    g_init_rng = {"params": g_rng, "noise": jax.random.fold_in(g_rng, 1)} if self.stochastic_generator else g_rng
+    g_vars = dict(self.generator.init(g_init_rng, z, *self._args(cond)))
     d_vars = dict(self.discriminator.init(d_rng, jnp.zeros((2,) + tuple(self.data_shape)), *self._args(cond)))
     return {"generator": g_vars, "discriminator": d_vars}
 
@@ -212,7 +223,8 @@ class GAN:
     mismatched conditions; `level`: a growing GAN's level at this step."""
     n = real.shape[0]
     g_vars, d_vars = state.params["generator"], state.params["discriminator"]
-    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond, level=level))
+    fake = jax.lax.stop_gradient(self.generate(g_vars, self.latents(z_rng, n), cond, level=level,
+                                               rng=jax.random.fold_in(z_rng, 1), train=True))
 
     def d_loss_fn(d_params):
       dv = {**d_vars, "params": d_params}
@@ -285,13 +297,14 @@ class GAN:
 
     def g_loss_fn(g_params):
       x, new_vars = self.generate({**g_vars, "params": g_params}, self.latents(z_g_rng, n), g_cond,
-                                  update_buffers=True, level=level)
+                                  update_buffers=True, level=level,
+                                  rng=jax.random.fold_in(z_g_rng, 1), train=True)
       loss = losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond, level=level)[0])
       m = {"g_loss": loss}
       if self.interpolation:         # GAN-INT: G(z', beta h_i + (1 - beta) h_(i+1)), fresh latents; no real image
         h_int = interpolate(g_cond, self.interpolation_beta)
         x_int = self.generate({**g_vars, "params": g_params}, self.latents(jax.random.fold_in(z_g_rng, 1), n), h_int,
-                              level=level)
+                              level=level, rng=jax.random.fold_in(z_g_rng, 2), train=True)
         m["g_loss_interp"] = losses.generator_loss(self.loss, self.discriminate(d_vars, x_int, h_int, level=level)[0])
         loss = loss + m["g_loss_interp"]
         m["g_loss"] = loss
@@ -309,17 +322,22 @@ class GAN:
 
   # -- sampling ---------------------------------------------------------------------------------------------
   def sample(self, params, rng, num: int, cond: Optional[Dict[str, Any]] = None,
-             truncation: Optional[float] = None):
+             truncation: Optional[float] = None, truncation_psi: Optional[float] = None):
     """`num` generator outputs (pass EMA params for the EMA generator, with the frozen parts merged in);
     conditional: `cond` (leading axis num: the encoder's inputs, e.g. caption tokens, or the players' features),
-    by default `default_cond(num)`."""
+    by default `default_cond(num)`. `truncation`: of z; `truncation_psi`: in W (StyleGAN)."""
     t = self.truncation if truncation is None else truncation
     if self.cond_features and cond is None:
       cond = self.default_cond(num)
     if cond is not None and self.conditioner is not None:
       cond = self.encode_cond(params, {k: jnp.asarray(v) for k, v in cond.items()})
     conditions.check_cond(cond, self.network_cond_features, num, "this GAN")
-    return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond)
+    psi = self.truncation_psi if truncation_psi is None else truncation_psi
+    if psi is not None and self.truncation_psi is None:
+      raise ValueError(f"truncation_psi={psi}: this GAN's generator has no W space (StyleGAN's); use truncation")
+    kw = {} if psi is None else {"truncation_psi": float(psi)}
+    return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond,
+                         rng=jax.random.fold_in(rng, 1), **kw)
 
 
 def mismatch_partners(source):

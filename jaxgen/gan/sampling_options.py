@@ -1,9 +1,10 @@
-"""The GAN family's sampling options (jaxgen.registry.FAMILIES['gan'].sample_options): `truncation`, the
-keyword argument of GAN.sample, is config.gan.truncation; its value is set in a copy of the config and
+"""The GAN family's sampling options (jaxgen.registry.FAMILIES['gan'].sample_options): `truncation` and
+`truncation_psi` (StyleGAN's, in W), the keyword arguments of GAN.sample, are config.gan.truncation and
+config.gan.truncation_psi; its value is set in a copy of the config and
 checked by the family's validator (jaxgen.gan.build), where the field's rule lives."""
 from __future__ import annotations
 
-SAMPLING_FIELDS = {"truncation": "truncation"}
+SAMPLING_FIELDS = {"truncation": "truncation", "truncation_psi": "truncation_psi"}
 
 
 def apply_sample_options(config, options):
