@@ -32,6 +32,7 @@ from jaxgen.gan import losses, regularisers
 from jaxgen.train.optim import BUFFER
 
 PLAYERS = ("generator", "discriminator")
+BN_STATS = ("batch", "running", "standing")   # the generator's batch-norm statistics when sampling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,10 @@ class GAN:
   num_classes: int = 0                   # > 0: class-conditional G and D (cond['label'] from batch['label'])
   truncation: float = 0.0                # > 0: sample z from N(0, I) truncated to [-t, t] at sampling time
   group_rules: Tuple[Tuple[str, str], ...] = ()   # ('<player>/<top-level module>', group name)
+  ortho_weight: float = 0.0              # > 0: G loss += w * BigGAN's orthogonal regulariser of G's kernels
+  bn_stats: str = "batch"                # G's batch norm when sampling: 'batch' | 'running' | 'standing'
+  standing_batches: int = 16             # 'standing': batches of G in training mode whose statistics are averaged
+  standing_batch_size: int = 64
   ema_groups: Optional[Tuple[str, ...]] = None    # None: the generator's groups (set in __post_init__)
 
   def __post_init__(self):
@@ -204,22 +209,59 @@ class GAN:
     def g_loss_fn(g_params):
       x, new_vars = self.generate({**g_vars, "params": g_params}, self.latents(z_g_rng, n), g_cond,
                                   update_buffers=True)
-      return losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond)[0]), new_vars
+      loss = losses.generator_loss(self.loss, self.discriminate(d_vars, x, g_cond)[0])
+      if self.ortho_weight:
+        ortho = regularisers.orthogonal_regulariser(g_params)
+        return loss + self.ortho_weight * ortho, (new_vars, {"g_loss": loss, "ortho": ortho})
+      return loss, (new_vars, {"g_loss": loss})
 
-    (g_loss, g_new), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
+    (_, (g_new, g_metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
     if len(g_new) > 1:               # the generator's forward pass updated buffers
       state = opt.refresh_buffers(state, {**state.params, "generator": g_new})
     state = opt.optimize(state, self._player_grads(state.params, "generator", g_grads),
                          groups=self.player_groups("generator"))
-    return state, dict(d_metrics, g_loss=g_loss)
+    return state, dict(d_metrics, **g_metrics)
 
   # -- sampling ---------------------------------------------------------------------------------------------
   def sample(self, params, rng, num: int, cond: Optional[Dict[str, Any]] = None,
-             truncation: Optional[float] = None):
+             truncation: Optional[float] = None, bn_stats: Optional[str] = None):
     """`num` generator outputs (pass EMA params for the EMA generator); conditional: `cond` (leading axis
-    num), by default `default_cond(num)`."""
+    num), by default `default_cond(num)`. `bn_stats` (default the family's): the generator's batch norm uses
+    this batch's statistics ('batch'), its running statistics ('running', the 'batch_stats' buffers) or
+    standing statistics recomputed from these params (`standing_stats`)."""
     t = self.truncation if truncation is None else truncation
+    stats = self.bn_stats if bn_stats is None else bn_stats
     if self.cond_features and cond is None:
       cond = self.default_cond(num)
     conditions.check_cond(cond, self.cond_features, num, "this GAN")
-    return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond)
+    z = self.latents(rng, num, truncation=t)
+    if stats == "batch":
+      return self.generate(params["generator"], z, cond)
+    if stats not in BN_STATS:
+      raise ValueError(f"bn_stats={stats!r}; choose one of: {', '.join(BN_STATS)}")
+    g_vars = params["generator"]
+    if stats == "standing":
+      g_vars = {**g_vars, "batch_stats": self.standing_stats(g_vars, truncation=t)}
+    return self.generator.apply(g_vars, z, *self._args(cond), use_running_average=True)
+
+  def standing_stats(self, g_vars, rng=None, *, truncation: float = 0.0, num_batches: Optional[int] = None,
+                     batch_size: Optional[int] = None):
+    """BigGAN's standing statistics: the generator run in training mode (batch statistics) on `num_batches`
+    batches of z (truncated like the samples) and uniformly drawn classes; each batch-norm layer's batch means
+    and variances averaged over the batches. A 'batch_stats'-shaped tree; a pure function of the generator's
+    variables (rng defaults to a fixed key), so the same params give bit-identical statistics."""
+    from jaxgen.nn.biggan import MOMENTS
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    nb = num_batches or self.standing_batches
+    bs = batch_size or self.standing_batch_size
+    g_vars = {k: v for k, v in g_vars.items() if k != MOMENTS}
+
+    def one(i):
+      z_rng, y_rng = jax.random.split(jax.random.fold_in(rng, i))
+      cond = ({"label": jax.random.randint(y_rng, (bs,), 0, self.num_classes, jnp.int32)}
+              if self.num_classes else None)
+      _, mut = self.generator.apply(g_vars, self.latents(z_rng, bs, truncation=truncation), *self._args(cond),
+                                    mutable=[MOMENTS])
+      return jax.tree.map(lambda t: t[0], mut[MOMENTS], is_leaf=lambda t: isinstance(t, tuple))
+
+    return jax.tree.map(lambda a: jnp.mean(a, axis=0), jax.lax.map(one, jnp.arange(nb)))

@@ -1,13 +1,13 @@
-"""The GAN family's sampling options (jaxgen.registry.FAMILIES['gan'].sample_options): `truncation`, the
-keyword argument of GAN.sample, is config.gan.truncation; its value is set in a copy of the config and
+"""The GAN family's sampling options (jaxgen.registry.FAMILIES['gan'].sample_options): `truncation` and
+`bn_stats`, the keyword arguments of GAN.sample, are config.gan.truncation and config.gan.bn_stats; its value is set in a copy of the config and
 checked by the family's validator (jaxgen.gan.build), where the field's rule lives."""
 from __future__ import annotations
 
-SAMPLING_FIELDS = {"truncation": "truncation"}
+SAMPLING_FIELDS = {"truncation": "truncation", "bn_stats": "bn_stats"}
 
 
 def apply_sample_options(config, options):
-  """A copy of `config` with `options` ({'truncation': 0.7}) set in config.gan and validated; ValueError naming
+  """A copy of `config` with `options` ({'truncation': 0.7, 'bn_stats': 'standing'}) set in config.gan and validated; ValueError naming
   the unknown option or the bad field."""
   from jaxgen.gan.build import validate_gan_config
   from jaxgen.registry import options_to_config
