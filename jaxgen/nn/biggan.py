@@ -11,7 +11,7 @@ block whose output has `attn_res` pixels a side (0: none). Then BN-ReLU-conv3x3-
 Discriminator: residual blocks (pre-activation ReLU-conv-ReLU-conv, then 2x2 average pooling where `d_down`;
 the first block without the leading ReLU, its shortcut pooled before its 1x1 conv), self-attention after the
 block whose output has `attn_res` pixels a side, ReLU, global sum pooling, a linear logit plus the projection
-term <embed(y), h> (Miyato & Koyama 2018).
+term <embed(y), h> (Miyato & Koyama 2018; the embedding spectrally normalised, as BigGAN's).
 
 Batch norm (`CondBatchNorm`): in training, the batch's statistics; an exponential moving average of them (the
 running statistics) is kept in the 'batch_stats' collection and updated only when that collection is mutable
@@ -224,7 +224,8 @@ class BigGANDiscriminator(nn.Module):
     h = jnp.sum(nn.relu(x), axis=(1, 2))                       # global sum pooling
     out = SNDense(1, name="linear")(h)[:, 0]
     if self.num_classes:
-      embed = nn.Embed(self.num_classes, h.shape[-1], name="projection")(labels)
+      # a spectrally normalised embedding (BigGAN's SNEmbedding): one-hot labels through an SN linear layer
+      embed = SNDense(h.shape[-1], name="projection")(jax.nn.one_hot(labels, self.num_classes))
       out = out + jnp.sum(embed * h, axis=-1)
     return out
 
