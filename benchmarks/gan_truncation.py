@@ -4,13 +4,13 @@ figure and a JSON table, plus a sample grid at a few truncations.
 
   python -m benchmarks.gan_truncation --workdir=workdirs/biggan_quick \
       [--truncations=0.25,0.5,0.75,1.0,1.5,2.0,none] [--num=1000] [--bn_stats=standing] \
-      [--figure=docs/figures/biggan_truncation_curve.png] [--grid=docs/figures/biggan_truncation_grid.png]
+      [--step=N] [--figure=docs/figures/biggan_truncation_curve.png] [--grid=docs/figures/biggan_truncation_grid.png]
 
 Each truncation is a sampling option checked by the family's rules (registry.apply_sample_options: gan.truncation
 >= 0, 'none' = 0 = the untruncated normal); the samples are drawn and graded by the pieces of
 jaxgen.eval.sample_metrics (draw_samples with the run's held-out conditions, compare). Not evaluate_run itself:
 it appends its results to the run's metrics.jsonl at the checkpoint's step, which would mix seven truncations
-into the training curve. Written: WORKDIR/eval/truncation.json (and the figures).
+into the training curve. Written: WORKDIR/eval/truncation_step<N>.json (and the figures).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def main(argv=None):
   p.add_argument("--workdir", required=True)
   p.add_argument("--truncations", default="0.25,0.5,0.75,1.0,1.5,2.0,none")
   p.add_argument("--num", type=int, default=1000)
+  p.add_argument("--step", type=int, default=None, help="the checkpoint (default: the latest)")
   p.add_argument("--bn_stats", default=None, help="batch | running | standing (default: the run's)")
   p.add_argument("--figure", default="docs/figures/biggan_truncation_curve.png")
   p.add_argument("--grid", default="docs/figures/biggan_truncation_grid.png")
@@ -43,7 +44,7 @@ def main(argv=None):
     return 0.0 if t.strip().lower() == "none" else float(t)
 
   truncs = [value(t) for t in args.truncations.split(",")]
-  run = load_run(args.workdir, overrides={"evals": ()})
+  run = load_run(args.workdir, step=args.step, overrides={"evals": ()})
   space = sm.load_feature_space(run.config)
   ref = sm.reference(run.config, space, log=print)
   cond, asked = sm.eval_conditions(run.config, run.family, args.num)
@@ -60,7 +61,7 @@ def main(argv=None):
     rows.append({"truncation": t or None, **{k.split("/", 1)[1]: float(v) for k, v in m.items()}})
     print(json.dumps(rows[-1]))
   os.makedirs(os.path.join(args.workdir, "eval"), exist_ok=True)
-  with open(os.path.join(args.workdir, "eval", "truncation.json"), "w") as f:
+  with open(os.path.join(args.workdir, "eval", f"truncation_step{run.step}.json"), "w") as f:
     json.dump({"step": run.step, "num_samples": args.num, "bn_stats": args.bn_stats or run.config.gan.get("bn_stats"),
                "rows": rows}, f, indent=2)
   _curve(rows, args.figure, f"{run.experiment}:{run.preset} step {run.step}, {args.num} samples")
