@@ -64,10 +64,11 @@ FAMILIES = {
     "gan": FamilyEntry("jaxgen.gan.build:make_gan", "jaxgen.gan.build:validate_gan_config",
                        data_fn="jaxgen.gan.cogan:gan_data_fn",       # CoGAN's unpaired two-domain batches
                        evals=("sample_metrics", "mode_coverage", "pair_agreement"),
-                       param_groups=("generator", "discriminator"), safe_to_resume=("gan.truncation", "gan.truncation_psi"),
+                       param_groups=("generator", "discriminator"), safe_to_resume=("gan.truncation", "gan.truncation_psi", "gan.bn_stats",
+                                       "gan.standing_batches"),
                        metrics=("train/g_loss", "train/d_loss", "train/d_loss_real", "train/d_loss_fake",
                                 "train/d_real_logit", "train/d_fake_logit", "train/gradient_penalty", "train/r1",
-                                "train/drift", "train/growth_level",
+                                "train/drift", "train/growth_level", "train/ortho",
                                 # GAN-CLS / GAN-INT (gan.matching_aware, gan.interpolation)
                                 "train/d_loss_mismatch", "train/d_mismatch_logit", "train/g_loss_interp"),
                        sample_options="jaxgen.gan.sampling_options:apply_sample_options"),

@@ -3,17 +3,21 @@
 Network kinds: 'mlp' (the original GAN of Goodfellow et al. 2014 on 2-D toy data), 'dcgan'
 (Radford et al. 2015 on images; class-conditional with model.num_classes > 0), 'progan' (Karras et al. 2018:
 growing from 4x4, model.{g_channels, d_channels} one width per level, model.mbstd_group; gan.phase_steps steps
-per phase and fade-in, jaxgen.gan.growth; usually with gan.loss='wgan', gan.gp_weight=10, gan.drift=0.001), 'cogan' (Liu & Tuzel 2016:
-a pair generator / pair discriminator over two domains with tied layers, jaxgen.nn.cogan; model.g_untied /
-d_untied layers per domain, cogan.domain_b, unpaired data from jaxgen.gan.cogan) and 'stylegan' (StyleGAN2,
-Karras et al. 2020, unconditional: jaxgen.nn.stylegan; model.{w_dim, mapping_layers, g_channels, d_channels,
-style_mixing, d_residual, mbstd_group}; gan.truncation_psi, its truncation in W when sampling).
+per phase and fade-in, jaxgen.gan.growth; usually with gan.loss='wgan', gan.gp_weight=10, gan.drift=0.001),
+'cogan' (Liu & Tuzel 2016: a pair generator / pair discriminator over two domains with tied layers, jaxgen.nn.cogan; model.g_untied /
+d_untied layers per domain, cogan.domain_b, unpaired data from jaxgen.gan.cogan), 'biggan' (Brock et
+al. 2019, jaxgen.nn.biggan: model.{ch, g_mults, d_mults, d_down, shared_dim, hier, attn_res, num_classes}) and
+'stylegan' (StyleGAN2, Karras et al. 2020, unconditional: jaxgen.nn.stylegan; model.{w_dim, mapping_layers,
+g_channels, d_channels, style_mixing, d_residual, mbstd_group}; gan.truncation_psi, its truncation in W when sampling).
 Config fields: data.name, model.{kind, latent_dim, g_hidden, d_hidden | g_channels, d_channels, d_norm,
 num_classes}, gan.{loss, gp_weight, r1_gamma, truncation} and, with their defaults (GAN_DEFAULTS):
 gan.n_critic (D updates per G update, each on batch_size / n_critic examples), gan.r1_every (lazy R1),
 gan.drift (D loss += drift * E[D(x)^2], ProGAN), gan.phase_steps (progan only),
 gan.extra_groups ({group: '<player>/<top-level module>'}: a sub-network in an optimizer group of its own),
-gan.truncation_psi (1.0: none; StyleGAN only).
+gan.truncation_psi (1.0: none; StyleGAN only),
+gan.ortho_weight (BigGAN's orthogonal regulariser of G, 0: off), gan.bn_stats (G's batch norm when sampling:
+'batch', or 'running' / 'standing' for a generator with running statistics, i.e. model.kind='biggan'),
+gan.standing_batches (batches averaged for standing statistics).
 The players' optimizers are the trainer's parameter groups, config.optim.groups.{generator, discriminator,
 <extra group>}.
 Conditions: model.num_classes (a class label), or config.condition = dict(kind='clip_text', workdir=<a CLIP run>)
@@ -28,10 +32,12 @@ import math
 from jaxgen.data.specs import dataset_names, get_dataset_spec
 from jaxgen.gan import losses
 
-KINDS = ("mlp", "dcgan", "progan", "cogan", "stylegan")
+KINDS = ("mlp", "dcgan", "progan", "cogan", "biggan", "stylegan")
 GAN_DEFAULTS = dict(n_critic=1, r1_every=1, extra_groups={}, drift=0.0, phase_steps=0, matching_aware=False,
-                    interpolation=False, interpolation_beta=0.5, truncation_psi=1.0)
+                    interpolation=False, interpolation_beta=0.5, truncation_psi=1.0,
+                    ortho_weight=0.0, bn_stats="batch", standing_batches=16)
 GAN_CONDITIONS = ("none", "clip_text")   # config.condition.kind of a GAN (jaxgen.conditioners)
+RUNNING_STATS_KINDS = ("biggan",)      # generators with running batch-norm statistics
 RESERVED_GROUPS = ("generator", "discriminator", "frozen", "buffer", "default")
 
 
@@ -41,7 +47,6 @@ def gan_settings(config):
 
 
 def validate_gan_config(config) -> None:
-  from jaxgen.nn.dcgan import D_NORMS, check_dcgan_shape
   m, g = config.model, config.gan
   if m.kind not in KINDS:
     raise ValueError(f"model.kind={m.kind!r}; choose one of: {', '.join(KINDS)}")
@@ -57,7 +62,15 @@ def validate_gan_config(config) -> None:
   if s["phase_steps"] and m.kind != "progan":
     raise ValueError(f"gan.phase_steps={s['phase_steps']} grows a 'progan' network only (model.kind={m.kind!r}); "
                      "use 0")
-  for name in ("n_critic", "r1_every"):
+  if not (s["ortho_weight"] >= 0 and math.isfinite(s["ortho_weight"])):
+    raise ValueError(f"gan.ortho_weight={s['ortho_weight']} must be a finite number >= 0")
+  from jaxgen.gan.gan import BN_STATS
+  if s["bn_stats"] not in BN_STATS:
+    raise ValueError(f"gan.bn_stats={s['bn_stats']!r}; choose one of: {', '.join(BN_STATS)}")
+  if s["bn_stats"] != "batch" and m.kind not in RUNNING_STATS_KINDS:
+    raise ValueError(f"gan.bn_stats={s['bn_stats']!r} needs a generator with running statistics "
+                     f"(model.kind in {', '.join(RUNNING_STATS_KINDS)}); model.kind={m.kind!r} takes 'batch'")
+  for name in ("n_critic", "r1_every", "standing_batches"):
     if not (isinstance(s[name], int) and s[name] >= 1):
       raise ValueError(f"gan.{name}={s[name]!r} must be an int >= 1")
   if config.batch_size % s["n_critic"]:
@@ -96,10 +109,10 @@ def validate_gan_config(config) -> None:
   if m.kind == "progan":
     _validate_progan(config, spec, s)
     return
-  check_dcgan_shape(spec.image_shape, tuple(m.g_channels), "model.g")
-  check_dcgan_shape(spec.image_shape, tuple(m.d_channels), "model.d")
-  if m.d_norm not in D_NORMS:
-    raise ValueError(f"model.d_norm={m.d_norm!r}; choose one of: {', '.join(D_NORMS)}")
+  if m.kind == "biggan":
+    _validate_biggan(config, spec)
+  else:
+    _validate_dcgan(config, spec)
   if m.kind == "cogan":
     from jaxgen.gan.cogan import validate_cogan
     for player, channels in (("g", m.g_channels), ("d", m.d_channels)):
@@ -193,6 +206,33 @@ def _validate_stylegan(config, spec, s) -> None:
                      f"{d_batch}) must be a multiple of min(group, batch)")
 
 
+def _validate_biggan(config, spec) -> None:
+  from jaxgen.nn.biggan import check_biggan_shape
+  m = config.model
+  for name in ("ch", "shared_dim"):
+    if not (isinstance(m[name], int) and m[name] >= 1):
+      raise ValueError(f"model.{name}={m[name]!r} must be an int >= 1")
+  for name in ("g_mults", "d_mults"):
+    if not m[name] or not all(isinstance(v, int) and v >= 1 for v in m[name]):
+      raise ValueError(f"model.{name}={tuple(m[name])!r} must be a non-empty sequence of ints >= 1")
+  if len(m.d_down) != len(m.d_mults):
+    raise ValueError(f"model.d_down={tuple(m.d_down)} must have one entry per model.d_mults={tuple(m.d_mults)}")
+  if not isinstance(m.hier, bool):
+    raise ValueError(f"model.hier={m.hier!r} must be True or False")
+  if not (isinstance(m.attn_res, int) and m.attn_res >= 0):
+    raise ValueError(f"model.attn_res={m.attn_res!r} must be an int >= 0 (0: no self-attention)")
+  check_biggan_shape(spec.image_shape, tuple(m.g_mults), tuple(m.d_down), m.latent_dim, m.hier, m.attn_res)
+
+
+def _validate_dcgan(config, spec) -> None:
+  from jaxgen.nn.dcgan import D_NORMS, check_dcgan_shape
+  m = config.model
+  check_dcgan_shape(spec.image_shape, tuple(m.g_channels), "model.g")
+  check_dcgan_shape(spec.image_shape, tuple(m.d_channels), "model.d")
+  if m.d_norm not in D_NORMS:
+    raise ValueError(f"model.d_norm={m.d_norm!r}; choose one of: {', '.join(D_NORMS)}")
+
+
 def make_gan(config):
   """Assumes a validated config."""
   from jaxgen.gan.gan import GAN
@@ -219,6 +259,11 @@ def make_gan(config):
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, 0
     gen = StyleGANGenerator(shape, tuple(m.g_channels), m.mapping_layers, m.w_dim, m.style_mixing)
     disc = StyleGANDiscriminator(tuple(m.d_channels), m.d_residual, m.mbstd_group)
+  elif m.kind == "biggan":
+    from jaxgen.nn.biggan import BigGANDiscriminator, BigGANGenerator
+    shape, num_classes = get_dataset_spec(config.data.name).image_shape, m.num_classes
+    gen = BigGANGenerator(shape, m.ch, tuple(m.g_mults), num_classes, m.shared_dim, m.hier, m.attn_res)
+    disc = BigGANDiscriminator(m.ch, tuple(m.d_mults), tuple(bool(d) for d in m.d_down), num_classes, m.attn_res)
   else:
     from jaxgen.nn.dcgan import DCGANDiscriminator, DCGANGenerator
     shape, num_classes = get_dataset_spec(config.data.name).image_shape, m.num_classes
@@ -242,7 +287,8 @@ def make_gan(config):
              growth=growth, conditioner=conditioner, frozen_parts=parts, grid_cond=grid,
              matching_aware=s["matching_aware"], interpolation=s["interpolation"],
              interpolation_beta=float(s["interpolation_beta"]), stochastic_generator=m.kind == "stylegan",
-             truncation_psi=float(s["truncation_psi"]) if m.kind == "stylegan" else None)
+             truncation_psi=float(s["truncation_psi"]) if m.kind == "stylegan" else None,
+             ortho_weight=s["ortho_weight"], bn_stats=s["bn_stats"], standing_batches=s["standing_batches"])
 
 
 def _conditioner(config):

@@ -49,6 +49,7 @@ from jaxgen.gan import losses, regularisers
 from jaxgen.train.optim import BUFFER
 
 PLAYERS = ("generator", "discriminator")
+BN_STATS = ("batch", "running", "standing")   # the generator's batch-norm statistics when sampling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,10 @@ class GAN:
   drift: float = 0.0                     # > 0: D loss += drift * E[D(x)^2] on reals (ProGAN's epsilon_drift)
   growth: Optional[Any] = None           # jaxgen.gan.growth.Growth: progressive growing (level from the step)
   group_rules: Tuple[Tuple[str, str], ...] = ()   # ('<player>/<top-level module>', group name)
+  ortho_weight: float = 0.0              # > 0: G loss += w * BigGAN's orthogonal regulariser of G's kernels
+  bn_stats: str = "batch"                # G's batch norm when sampling: 'batch' | 'running' | 'standing'
+  standing_batches: int = 16             # 'standing': batches of G in training mode whose statistics are averaged
+  standing_batch_size: int = 64
   ema_groups: Optional[Tuple[str, ...]] = None    # None: the generator's groups (set in __post_init__)
   conditioner: Any = None                # jaxgen.conditioners: batch features -> the players' condition
   frozen_parts: Mapping[str, Any] = dataclasses.field(default_factory=dict)   # {name: FrozenPart} (its CLIP)
@@ -308,6 +313,9 @@ class GAN:
         m["g_loss_interp"] = losses.generator_loss(self.loss, self.discriminate(d_vars, x_int, h_int, level=level)[0])
         loss = loss + m["g_loss_interp"]
         m["g_loss"] = loss
+      if self.ortho_weight:          # BigGAN: beta * ||W^T W (1 - I)||_F^2 over G's kernels (g_loss without it)
+        m["ortho"] = regularisers.orthogonal_regulariser(g_params)
+        loss = loss + self.ortho_weight * m["ortho"]
       return loss, (m, new_vars)
 
     (_, (g_metrics, g_new)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_vars["params"])
@@ -322,11 +330,16 @@ class GAN:
 
   # -- sampling ---------------------------------------------------------------------------------------------
   def sample(self, params, rng, num: int, cond: Optional[Dict[str, Any]] = None,
-             truncation: Optional[float] = None, truncation_psi: Optional[float] = None):
+             truncation: Optional[float] = None, truncation_psi: Optional[float] = None,
+             bn_stats: Optional[str] = None):
     """`num` generator outputs (pass EMA params for the EMA generator, with the frozen parts merged in);
     conditional: `cond` (leading axis num: the encoder's inputs, e.g. caption tokens, or the players' features),
-    by default `default_cond(num)`. `truncation`: of z; `truncation_psi`: in W (StyleGAN)."""
+    by default `default_cond(num)`. `truncation`: of z; `truncation_psi`: in W (StyleGAN).
+    `bn_stats` (default the family's): the generator's batch norm uses this batch's statistics ('batch'), its
+    running statistics ('running', the 'batch_stats' buffers) or standing statistics recomputed from these params
+    (`standing_stats`)."""
     t = self.truncation if truncation is None else truncation
+    stats = self.bn_stats if bn_stats is None else bn_stats
     if self.cond_features and cond is None:
       cond = self.default_cond(num)
     if cond is not None and self.conditioner is not None:
@@ -336,8 +349,38 @@ class GAN:
     if psi is not None and self.truncation_psi is None:
       raise ValueError(f"truncation_psi={psi}: this GAN's generator has no W space (StyleGAN's); use truncation")
     kw = {} if psi is None else {"truncation_psi": float(psi)}
-    return self.generate(params["generator"], self.latents(rng, num, truncation=t), cond,
-                         rng=jax.random.fold_in(rng, 1), **kw)
+    z = self.latents(rng, num, truncation=t)
+    stats = self.bn_stats if bn_stats is None else bn_stats
+    if stats == "batch":
+      return self.generate(params["generator"], z, cond, rng=jax.random.fold_in(rng, 1), **kw)
+    if stats not in BN_STATS:
+      raise ValueError(f"bn_stats={stats!r}; choose one of: {', '.join(BN_STATS)}")
+    g_vars = params["generator"]
+    if stats == "standing":
+      g_vars = {**g_vars, "batch_stats": self.standing_stats(g_vars, truncation=t)}
+    return self.generator.apply(g_vars, z, *self._args(cond), use_running_average=True)
+
+  def standing_stats(self, g_vars, rng=None, *, truncation: float = 0.0, num_batches: Optional[int] = None,
+                     batch_size: Optional[int] = None):
+    """BigGAN's standing statistics: the generator run in training mode (batch statistics) on `num_batches`
+    batches of z (truncated like the samples) and uniformly drawn classes; each batch-norm layer's batch means
+    and variances averaged over the batches. A 'batch_stats'-shaped tree; a pure function of the generator's
+    variables (rng defaults to a fixed key), so the same params give bit-identical statistics."""
+    from jaxgen.nn.biggan import MOMENTS
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    nb = num_batches or self.standing_batches
+    bs = batch_size or self.standing_batch_size
+    g_vars = {k: v for k, v in g_vars.items() if k != MOMENTS}
+
+    def one(i):
+      z_rng, y_rng = jax.random.split(jax.random.fold_in(rng, i))
+      cond = ({"label": jax.random.randint(y_rng, (bs,), 0, self.num_classes, jnp.int32)}
+              if self.num_classes else None)
+      _, mut = self.generator.apply(g_vars, self.latents(z_rng, bs, truncation=truncation), *self._args(cond),
+                                    mutable=[MOMENTS])
+      return jax.tree.map(lambda t: t[0], mut[MOMENTS], is_leaf=lambda t: isinstance(t, tuple))
+
+    return jax.tree.map(lambda a: jnp.mean(a, axis=0), jax.lax.map(one, jnp.arange(nb)))
 
 
 def mismatch_partners(source):
