@@ -28,10 +28,10 @@ paper: Reed et al.'s recipe (64x64 CUB / Oxford-102 / MS-COCO, a char-CNN-RNN te
   0.5, batch 64, 600 epochs, GAN-INT beta 0.5) scaled to the 32x32 `shapes`: the char-CNN-RNN is replaced by the
   text tower of a CLIP trained on the shapes captions (clip_shapes:paper, its 512-d embedding at norm sqrt(512));
   three stride-2 layers instead of four (32x32 instead of 64x64), widths (512, 256, 128) / (128, 256, 512); 600
-  epochs of the 10,000-image training split at batch 64 = 94k steps. Not run here.
+  epochs of the 20,000-image training split at batch 64 = 188k steps. Not run here.
 quick: shapes with clip_shapes:quick (64-d embedding), z of 64, text_dim 64, the DCGAN reference widths of
   dcgan_cifar:quick_shapes ((128, 64, 32) / (32, 64, 128)), batch 64, Adam 2e-4 b1 0.5, EMA 0.999 with its warm-up
-  ramp, 3000 steps; sample
+  ramp, 1500 steps; sample
   metrics of 1000 samples every 500 steps (FID / precision / recall in the shapes feature space and the
   attribute agreement on the held-out captions, samples/attr_* with their chance levels).
 smoke: shapes_tiny, tiny players, 6 steps, on a clip_shapes:smoke run.
@@ -68,12 +68,12 @@ def get_config(preset: str = "paper"):
   c.optim.ema_warmup = True
   c.batch_size = 64
   c.num_samples = 64                          # 8 held-out captions, one per row
-  cadence(c, steps=94_000, every=5000, log_every=500, eval_every=10_000)
+  cadence(c, steps=188_000, every=5000, log_every=500, eval_every=10_000)
   c.evals = ("sample_metrics",)
   c.eval.fid_samples = 10_000
   if c.preset == "quick":
     c.model.update(latent_dim=64, g_channels=(128, 64, 32), d_channels=(32, 64, 128), text_dim=64)
-    cadence(c, steps=3000, every=500, log_every=100)
+    cadence(c, steps=1500, every=500, log_every=100)
     c.eval.fid_samples = 1000
   elif c.preset == "smoke":
     c.data.name = "shapes_tiny"
