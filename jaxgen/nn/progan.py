@@ -36,24 +36,27 @@ def lrelu(x):
   return nn.leaky_relu(x, LRELU)
 
 
-def pixel_norm(x, eps: float = 1e-8):
-  """Each pixel's feature vector divided by its root mean square over channels (the paper's eq. 2)."""
-  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+def pixel_norm(x, axis: int = -1, eps: float = 1e-8):
+  """x / sqrt(mean(x^2) + eps) along `axis`: each pixel's feature vector over its channels (the paper's eq. 2);
+  StyleGAN's mapping network normalises z with it."""
+  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
 
 
-def minibatch_stddev(x, group_size: int = 4, eps: float = 1e-8):
-  """x (B, H, W, C) with one more channel: per group of `group_size` examples (example i is in group i mod
-  (B / group_size), as in the paper's code), the standard deviation of every feature over the group, averaged
-  over features and pixels, given to each of the group's examples at every pixel."""
+def minibatch_stddev(x, group_size: int = 4, num_channels: int = 1, eps: float = 1e-8):
+  """x (B, H, W, C) with `num_channels` features appended (ProGAN: one; StyleGAN's may split the channels into
+  several): per group of G = min(group_size, B) examples (example n is in group n mod (B / G), as in the papers'
+  code), the standard deviation of every feature over the group, averaged over pixels and the channel slice,
+  given to each of the group's examples at every pixel. B must divide by G."""
   b, h, w, c = x.shape
   g = min(group_size, b)
   if b % g:
     raise ValueError(f"minibatch stddev: batch {b} is not a multiple of the group size {g}")
-  y = x.astype(jnp.float32).reshape(g, b // g, h, w, c)
-  std = jnp.sqrt(jnp.var(y, axis=0) + eps)                     # (B/g, H, W, C)
-  s = jnp.mean(std, axis=(1, 2, 3))                            # (B/g,)
-  s = jnp.tile(s, g)                                           # example i -> group i mod (B/g)
-  return jnp.concatenate([x, jnp.broadcast_to(s[:, None, None, None], (b, h, w, 1)).astype(x.dtype)], -1)
+  f = num_channels
+  y = x.astype(jnp.float32).reshape(g, b // g, h, w, f, c // f)
+  y = jnp.sqrt(jnp.var(y, axis=0) + eps)                       # (B/G, H, W, F, C/F)
+  y = jnp.mean(y, axis=(1, 2, 4))                              # (B/G, F)
+  y = jnp.tile(y, (g, 1))[:, None, None, :]                   # (B, 1, 1, F): example n gets group n mod B/G
+  return jnp.concatenate([x, jnp.broadcast_to(y, (b, h, w, f)).astype(x.dtype)], axis=-1)
 
 
 def he_scale(fan_in: int, gain: float = math.sqrt(2.0), lr_multiplier: float = 1.0) -> float:

@@ -42,6 +42,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.nn.progan import downsample, minibatch_stddev, pixel_norm, upsample  # noqa: F401  (shared with ProGAN)
+
 ACT_GAIN = math.sqrt(2.0)
 
 
@@ -50,29 +52,8 @@ def lrelu(x):
   return nn.leaky_relu(x, 0.2) * ACT_GAIN
 
 
-def pixel_norm(x, axis: int = -1, eps: float = 1e-8):
-  """x / sqrt(mean(x^2) + eps) along `axis` (the mapping network normalises z with it)."""
-  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
-
-
-def minibatch_stddev(x, group_size: int = 4, num_channels: int = 1, eps: float = 1e-8):
-  """StyleGAN's minibatch standard deviation layer: x (B, H, W, C) with `num_channels` features appended, each
-  the mean over (H, W, C / num_channels) of the standard deviation over a group of G = min(group_size, B)
-  examples; example n belongs to group n mod (B / G) (StyleGAN2's reshape). B must divide by G."""
-  b, h, w, c = x.shape
-  g = min(group_size, b)
-  if b % g:
-    raise ValueError(f"minibatch_stddev: batch {b} is not a multiple of the group size {g}")
-  f = num_channels
-  y = x.astype(jnp.float32).reshape(g, b // g, h, w, f, c // f)
-  y = jnp.sqrt(jnp.var(y, axis=0) + eps)                       # (B/G, H, W, F, C/F)
-  y = jnp.mean(y, axis=(1, 2, 4))                              # (B/G, F)
-  y = jnp.tile(y, (g, 1))[:, None, None, :]                   # (B, 1, 1, F): example n gets group n mod B/G
-  return jnp.concatenate([x, jnp.broadcast_to(y, (b, h, w, f)).astype(x.dtype)], axis=-1)
-
-
 def upsample_nearest(x):
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+  return upsample(x, 2)
 
 
 def upsample_bilinear(x):
@@ -81,8 +62,7 @@ def upsample_bilinear(x):
 
 
 def avg_pool2(x):
-  b, h, w, c = x.shape
-  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+  return downsample(x, 2)
 
 
 def _conv(x, w, groups: int = 1):
