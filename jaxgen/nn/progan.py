@@ -29,6 +29,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.nn.conditioners import conv2d_same
+
 LRELU = 0.2
 
 
@@ -88,9 +90,9 @@ class EqualizedConv(nn.Module):
     k, cin = self.kernel_size, x.shape[-1]
     w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
     b = self.param("bias", nn.initializers.zeros, (self.features,))
-    y = jax.lax.conv_general_dilated(x, w * he_scale(k * k * cin, self.gain), (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + b
+    # im2col matmuls on a CPU: XLA's native CPU convolution is ~10x slower inside control flow (the level's
+    # nn.switch; jax-ml/jax#12868, docs/flows.md), measured 15 s instead of ~0.5 s per quick step at 8x8
+    return conv2d_same(x, w * he_scale(k * k * cin, self.gain)) + b
 
 
 def upsample(x, factor: int = 2):
