@@ -113,9 +113,9 @@ def _grid(run, truncs, bn_stats, path):
     cols = num // max(run.family.num_classes, 1) if run.family.num_classes else None
     panels.append(image_grid(img, ncols=cols, padding=1))
   h = max(p.shape[0] for p in panels)
-  sep = np.full((h, 6, 3), 255, np.uint8)
+  sep = np.full((h, 6, panels[0].shape[-1]), 255, np.uint8)     # grey (digits) or RGB panels
   out = np.concatenate(sum(([p, sep] for p in panels), [])[:-1], axis=1)
-  Image.fromarray(out).resize((out.shape[1] * 2, out.shape[0] * 2), Image.NEAREST).save(path)
+  Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out).resize((out.shape[1] * 2, out.shape[0] * 2), Image.NEAREST).save(path)
   print(f"wrote {path} (truncations {', '.join(f'{t:g}' if t else 'none' for t in truncs)}, left to right)")
 
 
