@@ -322,7 +322,7 @@ def test_converter_refusals(converted, tmp_path, capsys):
   with pytest.raises(ValueError, match=r"diffusion_pytorch_model.bin is a PyTorch pickle, which jaxgen does not read"):
     cd.convert(_diffusers_dir(tmp_path / "pickle", weights=False, pickle=True), str(tmp_path / "b"), data=DATA)
   with pytest.raises(ValueError, match=r"config.json: in_channels=3 but digits images have 1 channels.*"
-                                       r"3-channel images: cifar10, shapes, shapes_tiny"):
+                                       r"3-channel images: cifar10, shapes, (shapes_outlined, shapes_outlined_tiny, )?shapes_tiny"):
     cd.convert(src, str(tmp_path / "c"), data="digits")
   with pytest.raises(ValueError, match=r"scaling_factor=0.0 cannot be mapped.*a finite number > 0"):
     cd.run_config(dict(TINY_CONFIG, scaling_factor=0.0), DATA)
@@ -333,6 +333,8 @@ def test_converter_refusals(converted, tmp_path, capsys):
   # the command line: a data set that is not an image data set of jaxgen.data.specs.DATASETS, in one line
   assert cd.main(["--data=mnist", src, str(tmp_path / "d")]) == 2
   err = capsys.readouterr().err
+  from jaxgen.data.specs import dataset_names
   assert err == ("error: --data='mnist' is not an image data set of jaxgen.data.specs.DATASETS; choose one of: "
-                 "cifar10, digits, shapes, shapes_tiny\n")
+                 f"{', '.join(dataset_names('image'))}\n")
+  assert dataset_names("image")[:3] == ("cifar10", "digits", "shapes")
   assert not os.path.exists(tmp_path / "d")
