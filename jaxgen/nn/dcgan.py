@@ -60,6 +60,21 @@ class DCGANGenerator(nn.Module):
     return jnp.tanh(x)
 
 
+def discriminator_convs(x, channels: Sequence[int], norm: str):
+  """The DCGAN discriminator's stride-2 4x4 convolutions (`conv_<i>`) with LeakyReLU 0.2, normalised by `norm`
+  ('batch': `bn_<i>` on every layer but the first; 'spectral': spectral norm; 'none'). Called from inside a
+  compact module's __call__, whose parameters they become."""
+  for i, ch in enumerate(channels):
+    if norm == "spectral":
+      x = SNConv(ch, (4, 4), (2, 2), name=f"conv_{i}")(x)
+    else:
+      x = nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME", kernel_init=dcgan_init, name=f"conv_{i}")(x)
+      if norm == "batch" and i > 0:
+        x = BatchStatNorm(name=f"bn_{i}")(x)
+    x = leaky_relu_02(x)
+  return x
+
+
 class DCGANDiscriminator(nn.Module):
   channels: Sequence[int] = (128, 256, 512)
   norm: str = "batch"
@@ -72,14 +87,7 @@ class DCGANDiscriminator(nn.Module):
     if self.norm not in D_NORMS:
       raise ValueError(f"discriminator norm={self.norm!r}; choose one of: {', '.join(D_NORMS)}")
     sn = self.norm == "spectral"
-    for i, ch in enumerate(self.channels):
-      if sn:
-        x = SNConv(ch, (4, 4), (2, 2), name=f"conv_{i}")(x)
-      else:
-        x = nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME", kernel_init=dcgan_init, name=f"conv_{i}")(x)
-        if self.norm == "batch" and i > 0:
-          x = BatchStatNorm(name=f"bn_{i}")(x)
-      x = leaky_relu_02(x)
+    x = discriminator_convs(x, self.channels, self.norm)
     feats = x.reshape(x.shape[0], -1)
     out = (SNDense(1, name="logit") if sn else nn.Dense(1, kernel_init=dcgan_init, name="logit"))(feats)[:, 0]
     if self.num_classes > 0:

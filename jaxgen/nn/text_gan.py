@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgen import conditions
-from jaxgen.nn.dcgan import D_NORMS, DCGANGenerator, dcgan_init
+from jaxgen.nn.dcgan import D_NORMS, DCGANGenerator, dcgan_init, discriminator_convs
 from jaxgen.nn.mlp import leaky_relu_02
 from jaxgen.nn.normalization import BatchStatNorm
 from jaxgen.nn.spectral_norm import SNConv, SNDense
@@ -68,14 +68,7 @@ class TextDCGANDiscriminator(nn.Module):
       raise ValueError(f"discriminator norm={self.norm!r}; choose one of: {', '.join(D_NORMS)}")
     sn = self.norm == "spectral"
     h = TextCompression(self.text_dim, sn, name="text")(_embedding(cond, x.shape[0], "TextDCGANDiscriminator"))
-    for i, ch in enumerate(self.channels):
-      if sn:
-        x = SNConv(ch, (4, 4), (2, 2), name=f"conv_{i}")(x)
-      else:
-        x = nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME", kernel_init=dcgan_init, name=f"conv_{i}")(x)
-        if self.norm == "batch" and i > 0:
-          x = BatchStatNorm(name=f"bn_{i}")(x)
-      x = leaky_relu_02(x)
+    x = discriminator_convs(x, self.channels, self.norm)
     b, hh, ww, _ = x.shape
     x = jnp.concatenate([x, jnp.broadcast_to(h[:, None, None, :], (b, hh, ww, h.shape[-1]))], axis=-1)
     width = self.channels[-1]
