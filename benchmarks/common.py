@@ -17,7 +17,7 @@ def median_time(fn, n):
 
 def step_row(family, config, batch, steps, start_step: int = 0):
   """(measurements of the compiled train step, params with the frozen parts merged in for sampling); the state
-  starts at `start_step` (a family whose step depends on it: a progressive GAN's phase)."""
+  starts at `start_step`, compiled for its phase (a family with phases: a progressive GAN's level)."""
   import jax
   from jaxgen.train import parallel, trainer
   from jaxgen.train.frozen import load_parts, merge
@@ -30,7 +30,7 @@ def step_row(family, config, batch, steps, start_step: int = 0):
       if getattr(family, "frozen_parts", None) else None
   copy = jax.tree.map(lambda a: a.copy(), state.params)      # the step donates the state
   params = merge(copy, frozen) if frozen else copy
-  step_fn = trainer.make_train_step(family, mesh, with_frozen=bool(frozen))
+  step_fn = trainer.make_train_step(trainer.phase_family(family, start_step)[1], mesh, with_frozen=bool(frozen))
   extra = (frozen,) if frozen else ()
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, *extra, arr).compile()

@@ -8,9 +8,8 @@ Each argument is `<experiment module>:<preset>`; `--set <module>:<field>=<value>
 that experiment (a frozen part's workdir, say). Each row is the shared trainer's whole compiled train step
 (both players, the EMA) on the first training batch of the family's own data function, at the preset's batch
 size: XLA's GFLOP per step, the median step time, images per second, milliseconds per image, compile time.
-A progressive GAN gets a row per growth level (its state set to the start of that level's stable phase; XLA
-counts the FLOPs of every level's branch, so its GFLOP column is the same on each) and the mean step time over
-its preset's steps.
+A progressive GAN gets a row per growth level (its state set to the start of that level's stable phase, the step
+compiled for that phase as the trainer compiles it) and the mean step time over its preset's steps.
 """
 from __future__ import annotations
 

@@ -165,8 +165,19 @@ class GAN:
     return (cond,) if self.network_cond_features else ()
 
   def _kw(self, level):
-    """The growing networks' level keyword (only when the family grows and a level is given)."""
-    return {"level": level} if self.growth is not None and level is not None else {}
+    """The growing networks' level keywords (only when the family grows and a level is given; the static
+    branch of the phase being compiled, at_phase)."""
+    if self.growth is None or level is None:
+      return {}
+    return {"level": level} if self.growth.branch is None else {"level": level, "branch": self.growth.branch}
+
+  def phase(self, step: int):
+    """A growing GAN's phase at `step` (the level it trains, jaxgen.gan.growth): the trainer compiles one step
+    per phase (jaxgen.train.family); None for any other GAN."""
+    return None if self.growth is None else self.growth.phase(step)
+
+  def at_phase(self, phase):
+    return self if phase is None else dataclasses.replace(self, growth=self.growth.at_phase(phase))
 
   # -- players ----------------------------------------------------------------------------------------------
   def generate(self, g_vars, z, cond=None, *, update_buffers: bool = False, level=None, rng=None,

@@ -3,8 +3,11 @@ pixel-wise feature normalisation and minibatch standard deviation.
 
 Resolutions 4, 8, ..., `resolution` (levels 0 .. L-1). Every level's blocks are created at init; a call is
 given the growth `level` (a float scalar: an integer p at level p's resolution, p - 1 + alpha while level p
-fades in with weight alpha, jaxgen.gan.growth) and runs, through `nn.switch`, only the branch of level
-ceil(level): one compiled program serves every phase, and on a CPU or GPU only the taken branch computes.
+fades in with weight alpha, jaxgen.gan.growth) and runs only the branch of level ceil(level): the training step
+passes that branch as a static `branch=` (the trainer compiles one step per phase: jaxgen.train.family), so the
+step holds only its level's layers; without it (sampling at a traced level) the call goes through `nn.switch`,
+whose branches use the im2col convolution on a CPU (XLA's native CPU convolution inside control flow is the ~10x
+slow path of jax-ml/jax#12868; outside it the native one is the faster, measured in docs/gans.md).
 Shapes never change with the level: the generator's output is nearest-upsampled to the full resolution (a
 4x4 phase draws 8x8 blocks of pixels), and the discriminator average-pools its full-resolution input back to the
 level's resolution (exact for such an image).
@@ -86,13 +89,13 @@ class EqualizedConv(nn.Module):
   gain: float = math.sqrt(2.0)
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, impl: str = "auto"):
     k, cin = self.kernel_size, x.shape[-1]
     w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
     b = self.param("bias", nn.initializers.zeros, (self.features,))
-    # im2col matmuls on a CPU: XLA's native CPU convolution is ~10x slower inside control flow (the level's
-    # nn.switch; jax-ml/jax#12868, docs/flows.md), measured 15 s instead of ~0.5 s per quick step at 8x8
-    return conv2d_same(x, w * he_scale(k * k * cin, self.gain)) + b
+    # impl 'auto' (im2col matmuls on a CPU) inside the level's nn.switch: XLA's native CPU convolution is ~10x
+    # slower inside control flow (jax-ml/jax#12868, docs/flows.md); 'xla' for a static branch
+    return conv2d_same(x, w * he_scale(k * k * cin, self.gain), impl=impl) + b
 
 
 def upsample(x, factor: int = 2):
@@ -115,12 +118,24 @@ def num_levels(resolution: int) -> int:
   return int(math.log2(resolution)) - 1
 
 
+def static_branch_alpha(level, branch: int):
+  """The fade-in weight of a static `branch` at a traced `level` (level in (branch - 1, branch]): the alpha of
+  branch_and_alpha, computed the same way."""
+  return 1.0 - (jnp.float32(branch) - jnp.asarray(level, jnp.float32))
+
+
 def branch_and_alpha(level):
   """The level's branch (ceil(level), an int32 scalar) and its fade-in weight alpha in (0, 1] (1 once the
   level's resolution is fully in)."""
   level = jnp.asarray(level, jnp.float32)
   b = jnp.ceil(level)
   return b.astype(jnp.int32), 1.0 - (b - level)
+
+
+def _check_branch(branch, n: int) -> int:
+  if not isinstance(branch, int) or not 0 <= branch < n:
+    raise ValueError(f"branch={branch!r}: a static level index in 0 .. {n - 1}")
+  return branch
 
 
 class ProGANGenerator(nn.Module):
@@ -140,36 +155,40 @@ class ProGANGenerator(nn.Module):
     self.to_rgb = [EqualizedConv(self.out_channels, 1, gain=1.0) for _ in self.channels]
     self.level = self.variable("growth", "level", lambda: jnp.zeros((), jnp.float32))
 
-  def _features(self, z, p):
+  def _features(self, z, p, impl):
     """The hidden features of levels 0 .. p (list)."""
     x = pixel_norm(z)
     h = pixel_norm(lrelu(self.dense(x).reshape(z.shape[0], 4, 4, self.channels[0])))
-    h = pixel_norm(lrelu(self.convs[0][0](h)))
+    h = pixel_norm(lrelu(self.convs[0][0](h, impl)))
     hs = [h]
     for q in range(1, p + 1):
       h = upsample(h)
       for conv in self.convs[q]:
-        h = pixel_norm(lrelu(conv(h)))
+        h = pixel_norm(lrelu(conv(h, impl)))
       hs.append(h)
     return hs
 
-  def branch(self, p: int, z, alpha):
-    hs = self._features(z, p)
-    rgb = self.to_rgb[p](hs[p])
+  def branch(self, p: int, z, alpha, impl: str = "auto"):
+    hs = self._features(z, p, impl)
+    rgb = self.to_rgb[p](hs[p], impl)
     if p > 0:
-      rgb = (1.0 - alpha) * upsample(self.to_rgb[p - 1](hs[p - 1])) + alpha * rgb
+      rgb = (1.0 - alpha) * upsample(self.to_rgb[p - 1](hs[p - 1], impl)) + alpha * rgb
     return upsample(rgb, self.resolution // (4 * 2 ** p))
 
-  def __call__(self, z, cond: Optional[dict] = None, level=None):
+  def __call__(self, z, cond: Optional[dict] = None, level=None, branch: Optional[int] = None):
     from jaxgen import conditions
     conditions.check_cond(cond, (), z.shape[0], "ProGANGenerator")
     n = num_levels(self.resolution)
     if self.is_initializing():                         # every level's parameters (each level's toRGB too)
       return [self.branch(p, z, 0.5) for p in range(n)][-1]
     if level is None:
+      if branch is not None:
+        raise ValueError("ProGANGenerator: a static branch needs its level")
       level = self.level.value
     elif self.is_mutable_collection("growth"):
       self.level.value = jnp.asarray(level, jnp.float32)
+    if branch is not None:                             # the training step of one phase: its layers only
+      return self.branch(_check_branch(branch, n), z, static_branch_alpha(level, branch), "xla")
     b, alpha = branch_and_alpha(level)
     return nn.switch(b, [lambda m, z, a, p=p: m.branch(p, z, a) for p in range(n)], self, z, alpha)
 
@@ -192,21 +211,21 @@ class ProGANDiscriminator(nn.Module):
     self.final_dense = EqualizedDense(self.channels[0])
     self.logit = EqualizedDense(1, gain=1.0)
 
-  def branch(self, p: int, x, alpha):
+  def branch(self, p: int, x, alpha, impl: str = "auto"):
     x_p = downsample(x, self.resolution // (4 * 2 ** p))
-    h = lrelu(self.from_rgb[p](x_p))
+    h = lrelu(self.from_rgb[p](x_p, impl))
     for q in range(p, 0, -1):
       for conv in self.convs[q]:
-        h = lrelu(conv(h))
+        h = lrelu(conv(h, impl))
       h = downsample(h)
       if q == p:                                        # fade the new level in from the pooled image's fromRGB
-        h = alpha * h + (1.0 - alpha) * lrelu(self.from_rgb[p - 1](downsample(x_p)))
+        h = alpha * h + (1.0 - alpha) * lrelu(self.from_rgb[p - 1](downsample(x_p), impl))
     h = minibatch_stddev(h, self.mbstd_group)
-    h = lrelu(self.final_conv(h))
+    h = lrelu(self.final_conv(h, impl))
     h = lrelu(self.final_dense(h.reshape(h.shape[0], -1)))
     return self.logit(h)[:, 0]
 
-  def __call__(self, x, cond: Optional[dict] = None, level=None):
+  def __call__(self, x, cond: Optional[dict] = None, level=None, branch: Optional[int] = None):
     from jaxgen import conditions
     conditions.check_cond(cond, (), x.shape[0], "ProGANDiscriminator")
     n = num_levels(self.resolution)
@@ -214,5 +233,7 @@ class ProGANDiscriminator(nn.Module):
       return [self.branch(p, x, 0.5) for p in range(n)][-1]
     if level is None:
       raise ValueError("ProGANDiscriminator needs the growth level (jaxgen.gan.growth)")
+    if branch is not None:                             # the training step of one phase: its layers only
+      return self.branch(_check_branch(branch, n), x, static_branch_alpha(level, branch), "xla")
     b, alpha = branch_and_alpha(level)
     return nn.switch(b, [lambda m, x, a, p=p: m.branch(p, x, a) for p in range(n)], self, x, alpha)

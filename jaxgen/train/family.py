@@ -15,6 +15,11 @@ Optional members, read with getattr:
   cond_features, cond_nulls, default_cond(num)   the condition it reads from a batch (jaxgen.conditions)
   sample(params, rng, num, cond=None, **options) -> samples   images in [-1, 1] (N, H, W, C) or vectors (N, D)
   num_classes: int                  > 0: class-conditional (cond['label'])
+  phase(step: int) -> hashable      the step's phase (None: the same for every step); the trainer compiles
+  at_phase(phase) -> family         one step per phase, from at_phase(phase): a family whose networks change
+                                    with the step (a progressive GAN's level) runs only its phase's layers with
+                                    static shapes. Every phase has the same params (created at init), so the
+                                    checkpoint never changes; phases follow the step in order, never return.
 Metrics returned by `loss`/`update` are scalars with plain names ('loss', 'd_loss', 'bits_per_dim'); the
 trainer logs them as 'train/<name>'. Evaluations (jaxgen.eval) return names '<section>/<name>' with section
 one of METRIC_SECTIONS.

@@ -112,6 +112,14 @@ def make_train_step(family, mesh, state_shardings=None, *, with_frozen: bool = F
                  out_shardings=(state_sh, repl), donate_argnums=(0,))
 
 
+def phase_family(family, step: int):
+  """(phase, the family the step at `step` compiles): a family with `phase(step)` (jaxgen.train.family) gets
+  one compiled step per phase, `family.at_phase(phase)`; any other family (or phase None) one for the run."""
+  phase = getattr(family, "phase", None)
+  key = None if phase is None else phase(int(step))
+  return key, (family if key is None else family.at_phase(key))
+
+
 def load_frozen_parts(family, workdir: str, mesh, *, has_checkpoint: bool, write: bool):
   """The family's frozen parts restored from their source runs (jaxgen.train.frozen), replicated on the mesh,
   checked against the workdir's record when it holds checkpoints; {} when the family has none."""
@@ -239,16 +247,30 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
                     f"{os.path.join(ckpt.directory, 'diverged')}")
   total = config.num_train_steps
 
-  _print(is_main, "compiling the train step (once per run; tens of seconds for a large network on a CPU)")
+  shardings = jax.tree.map(lambda x: x.sharding, state)
+  compiled_steps = {}                        # phase -> compiled step; one entry unless the family has phases
+
+  def step_for(step):
+    """The compiled step for the phase of `step` (compiled on the phase's first step)."""
+    key, fam = phase_family(family, step)
+    if key not in compiled_steps:
+      compiled_steps.clear()                 # a phase never comes back (phases are ordered by the step)
+      what = "the train step" if key is None else f"the train step of phase {key!r}"
+      _print(is_main, f"compiling {what} (once per {'run' if key is None else 'phase'}; tens of seconds for a "
+                      f"large network on a CPU)")
+      t1 = time.perf_counter()
+      step_fn = make_train_step(fam, mesh, shardings, with_frozen=bool(frozen))
+      if frozen:
+        compiled = step_fn.lower(state, frozen, batch).compile()
+        compiled_steps[key] = lambda st, b: compiled(st, frozen, b)   # noqa: E731
+      else:
+        compiled_steps[key] = step_fn.lower(state, batch).compile()
+      _print(is_main, f"compiled {what} in {time.perf_counter() - t1:.1f} s on {jax.device_count()} device(s), "
+                      f"{jax.process_count()} process(es); global batch {config.batch_size}")
+    return compiled_steps[key]
+
   t0 = time.perf_counter()
-  step_fn = make_train_step(family, mesh, jax.tree.map(lambda x: x.sharding, state), with_frozen=bool(frozen))
-  if frozen:
-    compiled = step_fn.lower(state, frozen, batch).compile()
-    compiled_step = lambda st, b: compiled(st, frozen, b)   # noqa: E731
-  else:
-    compiled_step = step_fn.lower(state, batch).compile()
-  _print(is_main, f"compiled train step in {time.perf_counter() - t0:.1f} s on {jax.device_count()} device(s), "
-                  f"{jax.process_count()} process(es); global batch {config.batch_size}")
+  step_for(start_step)
   local, whole = parallel.bytes_per_device(state)
   strategy = parallel.settings(config)["strategy"]
   _print(is_main, f"train state: {local / 2**20:.2f} MiB per device of {whole / 2**20:.2f} MiB ({strategy}, mesh "
@@ -298,7 +320,7 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
       while step < total:
         if step > start_step:
           batch = parallel.global_batch(next(data_iter), mesh)
-        state, metrics = compiled_step(state, batch)
+        state, metrics = step_for(step)(state, batch)
         step += 1
         window.append((step, metrics))
         flag.reached(step)

@@ -16,7 +16,7 @@ import pytest
 from experiments import progan
 from jaxgen.gan.growth import Growth
 from jaxgen.nn import progan as P
-from jaxgen.train import run as run_mod
+from jaxgen.train import run as run_mod, trainer
 
 
 def _leaves_equal(a, b):
@@ -102,6 +102,34 @@ def test_a_fade_starts_where_the_previous_level_ends():
   assert x0.shape == (4, 16, 16, 3) and np.array_equal(x0, x0[:, ::4, ::4].repeat(4, 1).repeat(4, 2))
 
 
+
+def test_the_phase_the_trainer_compiles_is_the_traced_levels_branch():
+  """The host's integer phase (one compiled step each) is ceil(level) of the traced schedule at every step of
+  the smoke, quick and paper schedules, and a static branch computes what the switch over levels does."""
+  for t, n in ((2, 2), (400, 4), (50_000, 4)):
+    g = Growth(phase_steps=t, num_levels=n, resolution=4 * 2 ** (n - 1))
+    steps = np.arange(g.total_steps + 3 * t)
+    traced = np.asarray(jax.vmap(lambda s: P.branch_and_alpha(g.level(s))[0])(jnp.asarray(steps)))
+    host = np.array([g.phase(s) for s in steps])
+    np.testing.assert_array_equal(host, traced)
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
+  gen = P.ProGANGenerator(16, (16, 8, 8))
+  gv = gen.init(jax.random.PRNGKey(1), z)
+  disc = P.ProGANDiscriminator(16, (16, 8, 8), mbstd_group=2)
+  dv = disc.init(jax.random.PRNGKey(2), jnp.zeros((4, 16, 16, 3)))
+  g = Growth(phase_steps=4, num_levels=3, resolution=16)
+  for step in (0, 5, 6, 9, 14, 30):
+    level, p = g.level(step), g.phase(step)
+    x = gen.apply(gv, z, level=level, branch=p)
+    np.testing.assert_allclose(x, gen.apply(gv, z, level=level), atol=2e-5)
+    np.testing.assert_allclose(disc.apply(dv, x, level=level, branch=p), disc.apply(dv, x, level=level), atol=2e-4)
+    reals = np.asarray(g.at_phase(p).reals(x, level))
+    np.testing.assert_allclose(reals, np.asarray(g.reals(x, level)), atol=1e-6)
+  with pytest.raises(ValueError, match="branch=3"):
+    gen.apply(gv, z, level=2.0, branch=3)
+  with pytest.raises(ValueError, match="growth phase 5"):
+    g.at_phase(5)
+
 def _config(steps):
   c = progan.get_config("smoke")
   c.update(tensorboard=False, num_train_steps=steps, checkpoint_every=3)
@@ -112,10 +140,18 @@ def _config(steps):
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp("progan")
   straight, resumed = str(root / "straight"), str(root / "resumed")
-  run_mod.run(_config(6), straight, experiment="experiments.progan")
-  run_mod.run(_config(3), resumed, experiment="experiments.progan")      # stopped at step 3, mid-fade
-  run_mod.run(_config(6), resumed, experiment="experiments.progan")
-  return {"straight": straight, "resumed": resumed}
+  compiled = []                          # the growth branch of every train step the trainer compiles
+  make = trainer.make_train_step
+
+  def recording(family, *args, **kwargs):
+    compiled.append(family.growth.branch)
+    return make(family, *args, **kwargs)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(trainer, "make_train_step", recording)
+    run_mod.run(_config(6), straight, experiment="experiments.progan")
+    run_mod.run(_config(3), resumed, experiment="experiments.progan")      # stopped at step 3, mid-fade
+    run_mod.run(_config(6), resumed, experiment="experiments.progan")
+  return {"straight": straight, "resumed": resumed, "compiled": compiled}
 
 
 def test_a_run_killed_mid_fade_resumes_on_the_same_trajectory(runs):
@@ -123,6 +159,8 @@ def test_a_run_killed_mid_fade_resumes_on_the_same_trajectory(runs):
   levels = {r["step"]: r["train/growth_level"] for r in rows if "train/growth_level" in r}
   # logged every 2 steps, the mean over them: steps 0-1 at 4x4, the fade on 2-3 (0, 0.5), 8x8 on 4-5
   assert levels == {2: 0.0, 4: pytest.approx(0.25), 6: 1.0}
+  # one step compiled per phase: 4x4 (steps 0-2: alpha 0 at 2), 8x8 from 3; the run resumed at 3 compiles 8x8
+  assert runs["compiled"] == [0, 1, 0, 1]
   rows = [json.loads(line) for line in open(os.path.join(runs["resumed"], "metrics.jsonl"))]
   a, b = run_mod.load_run(runs["straight"]), run_mod.load_run(runs["resumed"])
   assert a.step == b.step == 6
