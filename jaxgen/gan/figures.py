@@ -51,7 +51,7 @@ def progan_phase_figure(workdir: str, out: str) -> str:
     ax.set_yticks([])
   fig.tight_layout(pad=0.3)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  fig.savefig(out)
+  fig.savefig(out, bbox_inches="tight")
   plt.close(fig)
   return out
 
