@@ -27,7 +27,8 @@ Sampling with truncation in W (gan.truncation_psi; gan.truncation stays the z-tr
 EXPECTED
   samples/step_<N>.png from the EMA generator; metrics.jsonl with train/learning_rate/mapping = 0.01 x the
   generator's, and sample metrics of 1000 samples in the shapes feature space every 500 steps (quick);
-  docs/gans_stylegan_draft.md has the measured curve and the figures.
+  measured here at step 1500: FID 6933, precision 0.39, recall 0.17 (DCGAN quick_shapes at step 1500: 8014 /
+  0.35 / 0.15) in 675 s with its evaluations; docs/gans.md has the curve and the figures.
 """
 from __future__ import annotations
 
