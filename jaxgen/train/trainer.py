@@ -265,7 +265,8 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
         compiled_steps[key] = lambda st, b: compiled(st, frozen, b)   # noqa: E731
       else:
         compiled_steps[key] = step_fn.lower(state, batch).compile()
-      _print(is_main, f"compiled {what} in {time.perf_counter() - t1:.1f} s on {jax.device_count()} device(s), "
+      done = "train step" if key is None else what
+      _print(is_main, f"compiled {done} in {time.perf_counter() - t1:.1f} s on {jax.device_count()} device(s), "
                       f"{jax.process_count()} process(es); global batch {config.batch_size}")
     return compiled_steps[key]
 
