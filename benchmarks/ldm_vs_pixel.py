@@ -8,7 +8,7 @@ Rows (each the full compiled train step of the shared trainer: forward, backward
   ldm_cached    the same step given the latents (what a cache of the training latents would cost per step)
   ldm_text      experiments/ldm.py:quick_text (text encoder + cross-attention), latents in the step
   first_stage   experiments/ldm_autoencoder.py:quick's own train step (paid once per first stage)
-Columns: XLA's cost analysis of the step (GFLOP), the median step time, images/s, and the steps of this row
+Columns: each row at its preset's batch size; XLA's cost analysis of the step (GFLOP), the median step time, images/s, the steps of this row
 that match the FLOPs of the pixel preset's whole run (QUICK_SHAPES_STEPS steps); then the time to draw one
 sample with each preset's grid sampler (decoded to pixels for latent diffusion), and the one-off cost of
 encoding the training split (for a cache). All on this machine, in one process.
@@ -44,15 +44,15 @@ def main():
   for name in ("ldm", "ldm_text"):
     configs[name].codec.workdir = a.autoencoder
   train = load_split(configs["pixel"], "train")
-  b = configs["pixel"].batch_size
-  batch = {"image": train["image"][:b], "tokens": train["tokens"][:b]}
   families, params = {}, {}
   for name, config in configs.items():
     registry.validate_config(config)
     family = registry.resolve(registry.family_entry(config.family).build)(config)
     families[name] = family
     feats = ("image", "tokens") if name == "ldm_text" else ("image",)
-    rows[name], params[name] = _step_row(family, config, {k: batch[k] for k in feats}, a.steps)
+    bb = config.batch_size                       # each preset at its own batch (ldm:quick: 8)
+    rows[name], params[name] = _step_row(family, config, {k: train[k][:bb] for k in feats}, a.steps)
+    rows[name]["batch"] = bb
     print(name, rows[name], flush=True)
   # Cached latents: the same family given batch['latent'] (the codec then skips the encoder).
   fam = families["ldm"]
@@ -61,25 +61,27 @@ def main():
   latents = np.concatenate([np.asarray(encode(params["ldm"]["autoencoder"], train["image"][i:i + 500]))
                             for i in range(0, len(train["image"]), 500)])
   encode_split_s = time.perf_counter() - t0
-  rows["ldm_cached"], _ = _step_row(fam, configs["ldm"], {"latent": latents[:b]}, a.steps)
+  rows["ldm_cached"], _ = _step_row(fam, configs["ldm"], {"latent": latents[:configs["ldm"].batch_size]}, a.steps)
+  rows["ldm_cached"]["batch"] = configs["ldm"].batch_size
   print("ldm_cached", rows["ldm_cached"], flush=True)
   # The first stage's own training step (its cost comes on top of the second stage's, once per first stage).
   from experiments import ldm_autoencoder
   ae_config = ldm_autoencoder.get_config("quick")
   ae_family = registry.resolve(registry.family_entry(ae_config.family).build)(ae_config)
-  rows["first_stage"], _ = _step_row(ae_family, ae_config, {"image": train["image"][:b]}, a.steps)
+  rows["first_stage"], _ = _step_row(ae_family, ae_config, {"image": train["image"][:ae_config.batch_size]}, a.steps)
+  rows["first_stage"]["batch"] = ae_config.batch_size
   print("first_stage", rows["first_stage"], flush=True)
   from experiments.ddpm_cifar import QUICK_SHAPES_STEPS
   budget = rows["pixel"]["gflop"] * QUICK_SHAPES_STEPS
-  print(f"\nshapes, batch {b}, {jax.devices()[0].platform} x{jax.device_count()}, median of {a.steps} steps; "
-        f"encoding the {len(latents)} training images once: {encode_split_s:.1f} s")
-  print("| row | step GFLOP (XLA) | step s | images/s | steps at the pixel run's FLOPs "
+  print(f"\nshapes, each preset at its own batch, {jax.devices()[0].platform} x{jax.device_count()}, median of "
+        f"{a.steps} steps; encoding the {len(latents)} training images once: {encode_split_s:.1f} s")
+  print("| row | batch | step GFLOP (XLA) | step s | images/s | steps at the pixel run's FLOPs "
         f"({QUICK_SHAPES_STEPS} pixel steps) | compile s |")
-  print("|---|---|---|---|---|---|")
+  print("|---|---|---|---|---|---|---|")
   for name in ("pixel", "ldm", "ldm_cached", "ldm_text", "first_stage"):
     r = rows[name]
-    print(f"| {name} | {r['gflop']:.3f} | {r['step_s']:.4f} | {b / r['step_s']:.0f} | {budget / r['gflop']:.0f} | "
-          f"{r['compile_s']:.1f} |")
+    print(f"| {name} | {r['batch']} | {r['gflop']:.3f} | {r['step_s']:.4f} | {r['batch'] / r['step_s']:.0f} | "
+          f"{budget / r['gflop']:.0f} | {r['compile_s']:.1f} |")
   print("\n| row | sampler | seconds per image (batch of %d) |" % a.sample)
   print("|---|---|---|")
   for name in ("pixel", "ldm", "ldm_text"):
