@@ -8,10 +8,11 @@ Rows (each the full compiled train step of the shared trainer: forward, backward
   ldm_cached    the same step given the latents (what a cache of the training latents would cost per step)
   ldm_text      experiments/ldm.py:quick_text (text encoder + cross-attention), latents in the step
   first_stage   experiments/ldm_autoencoder.py:quick's own train step (paid once per first stage)
-Columns: each row at its preset's batch size; XLA's cost analysis of the step (GFLOP), the median step time, images/s, the steps of this row
-that match the FLOPs of the pixel preset's whole run (QUICK_SHAPES_STEPS steps); then the time to draw one
-sample with each preset's grid sampler (decoded to pixels for latent diffusion), and the one-off cost of
-encoding the training split (for a cache). All on this machine, in one process.
+Columns: each row at its preset's batch size; XLA's cost analysis of the step (GFLOP), the median step time,
+images/s, the steps of this row that match the FLOPs of the pixel preset's whole run (QUICK_SHAPES_STEPS
+steps); then the time to draw one sample with each preset's grid sampler (decoded to pixels for latent
+diffusion), and the one-off cost of encoding the training split (for a cache). All on this machine, in one
+process.
 """
 from __future__ import annotations
 
