@@ -115,7 +115,8 @@ def _grid(run, truncs, bn_stats, path):
   h = max(p.shape[0] for p in panels)
   sep = np.full((h, 6, panels[0].shape[-1]), 255, np.uint8)     # grey (digits) or RGB panels
   out = np.concatenate(sum(([p, sep] for p in panels), [])[:-1], axis=1)
-  Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out).resize((out.shape[1] * 2, out.shape[0] * 2), Image.NEAREST).save(path)
+  out = out[..., 0] if out.shape[-1] == 1 else out
+  Image.fromarray(out).resize((out.shape[1] * 2, out.shape[0] * 2), Image.NEAREST).save(path)
   print(f"wrote {path} (truncations {', '.join(f'{t:g}' if t else 'none' for t in truncs)}, left to right)")
 
 

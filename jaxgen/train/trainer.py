@@ -112,11 +112,16 @@ def make_train_step(family, mesh, state_shardings=None, *, with_frozen: bool = F
                  out_shardings=(state_sh, repl), donate_argnums=(0,))
 
 
-def phase_family(family, step: int):
-  """(phase, the family the step at `step` compiles): a family with `phase(step)` (jaxgen.train.family) gets
-  one compiled step per phase, `family.at_phase(phase)`; any other family (or phase None) one for the run."""
+def phase_of(family, step: int):
+  """The phase of the step at `step` (jaxgen.train.family): None for a family without phases."""
   phase = getattr(family, "phase", None)
-  key = None if phase is None else phase(int(step))
+  return None if phase is None else phase(int(step))
+
+
+def phase_family(family, step: int):
+  """(phase, the family the step at `step` compiles): a family with `phase(step)` gets one compiled step per
+  phase, `family.at_phase(phase)`; any other family (or phase None) one for the run."""
+  key = phase_of(family, step)
   return key, (family if key is None else family.at_phase(key))
 
 
@@ -252,8 +257,9 @@ def _train(family, config, workdir, data_fn, config_dict, eval_fn, sample_kind, 
 
   def step_for(step):
     """The compiled step for the phase of `step` (compiled on the phase's first step)."""
-    key, fam = phase_family(family, step)
+    key = phase_of(family, step)             # a host int per step; the phase's family only when it compiles
     if key not in compiled_steps:
+      fam = family if key is None else family.at_phase(key)
       compiled_steps.clear()                 # a phase never comes back (phases are ordered by the step)
       what = "the train step" if key is None else f"the train step of phase {key!r}"
       _print(is_main, f"compiling {what} (once per {'run' if key is None else 'phase'}; tens of seconds for a "

@@ -102,7 +102,6 @@ def test_a_fade_starts_where_the_previous_level_ends():
   assert x0.shape == (4, 16, 16, 3) and np.array_equal(x0, x0[:, ::4, ::4].repeat(4, 1).repeat(4, 2))
 
 
-
 def test_the_phase_the_trainer_compiles_is_the_traced_levels_branch():
   """The host's integer phase (one compiled step each) is ceil(level) of the traced schedule at every step of
   the smoke, quick and paper schedules, and a static branch computes what the switch over levels does."""
@@ -129,6 +128,7 @@ def test_the_phase_the_trainer_compiles_is_the_traced_levels_branch():
     gen.apply(gv, z, level=2.0, branch=3)
   with pytest.raises(ValueError, match="growth phase 5"):
     g.at_phase(5)
+
 
 def _config(steps):
   c = progan.get_config("smoke")
